@@ -1,0 +1,168 @@
+"""Lightning callbacks: measurements on the measurement set on a schedule, divergence stop, loss barrier."""
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from phasediag import hessian
+from phasediag.critical import DIVERGENCE_LOSS
+from phasediag.losses import LossFn
+
+T1 = 10  # the early transient: sharpness at every step up to here
+
+
+def measure_schedule(kind: str, steps_per_epoch: int) -> Callable[[int], bool]:
+    """When to measure the sharpness. 'every_step'; or 'paper' (App. A.3): every step up to T1 and of the first
+    epoch, every epoch from 10 to 100, every 10 epochs beyond."""
+    if kind == "every_step":
+        return lambda t: True
+
+    def paper(t: int) -> bool:
+        epoch, within = divmod(t, steps_per_epoch)
+        return t <= max(T1, steps_per_epoch) or (within == 0 and (10 <= epoch <= 100 or epoch % 10 == 0))
+
+    return paper
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    """Loss and accuracy on a fixed set."""
+    outputs = model(inputs)
+    accuracy = (outputs.argmax(1) == targets.argmax(1)).float().mean().item() if targets.shape[1] > 1 else float("nan")
+    return loss_fn(outputs, targets).item(), accuracy
+
+
+class Measurements(L.Callback):
+    """Loss and accuracy on the measurement set at every step; sharpness on a schedule, warm-started Lanczos.
+
+    `sharpness_until`: stop measuring the sharpness once round(lambda_t / lambda_0, 2) > sharpness_until
+    (the search only needs to know whether it increased).
+    """
+
+    def __init__(
+        self,
+        measurement_set: tuple[torch.Tensor, torch.Tensor],
+        loss_fn: LossFn,
+        lambda0: hessian.Eigen,
+        *,
+        sharpness: bool = True,
+        schedule: Callable[[int], bool] = lambda t: True,
+        sharpness_until: float | None = None,
+        method: str = "lanczos",
+        tol: float = 1e-3,
+        hvp_mode: str = "cached",
+        seed: int = 0,
+    ) -> None:
+        self.inputs, self.targets = measurement_set
+        self.loss_fn = loss_fn
+        self.lambda0 = lambda0
+        self.sharpness = sharpness
+        self.schedule = schedule
+        self.sharpness_until = sharpness_until
+        self.method, self.tol, self.hvp_mode = method, tol, hvp_mode
+        self.generator_seed = seed
+        self.rows: list[dict[str, float]] = []
+        self.hvps = 0
+        self.vector = lambda0.vector
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.inputs, self.targets = self.inputs.to(module.device), self.targets.to(module.device)
+        self.vector = self.vector.to(module.device)
+        self._record(module, 0, self.lambda0.value)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        t = trainer.global_step
+        loss = self._record(module, t, None)
+        if self.sharpness and self.schedule(t) and math.isfinite(loss) and loss < DIVERGENCE_LOSS:
+            self.rows[-1]["sharpness"] = self._sharpness(module)
+
+    def _record(self, module: L.LightningModule, t: int, sharpness: float | None) -> float:
+        loss, accuracy = evaluate(module.model, self.loss_fn, self.inputs, self.targets)
+        row = {"step": t, "loss": loss, "accuracy": accuracy, "sharpness": sharpness}
+        if t >= 1:
+            row["batch_loss"] = module.batch_losses[-1]
+        self.rows.append(row)
+        return loss
+
+    def _sharpness(self, module: L.LightningModule) -> float:
+        generator = torch.Generator(module.device).manual_seed(self.generator_seed + len(self.rows))
+        with torch.enable_grad():
+            eigen = hessian.top_eigenvalue(
+                module.model, self.loss_fn, self.inputs, self.targets,
+                method=self.method, tol=self.tol, v0=self.vector if self.method == "lanczos" else None,
+                hvp_mode=self.hvp_mode, generator=generator,
+            )  # fmt: skip
+        self.hvps += eigen.hvps
+        if math.isfinite(eigen.value):
+            self.vector = eigen.vector
+        ratio = eigen.value / self.lambda0.value
+        if self.sharpness_until is not None and np.round(ratio, 2) > self.sharpness_until:
+            self.sharpness = False  # the answer is known: it increased
+        return eigen.value
+
+    @property
+    def last_loss(self) -> float:
+        return self.rows[-1]["loss"]
+
+    def history(self, eta: float) -> pd.DataFrame:
+        """One row per step t (index), with ratios to t = 0 and eta * sharpness (compare with 2)."""
+        frame = pd.DataFrame(self.rows).set_index("step").astype(float)
+        frame["loss_ratio"] = frame["loss"] / frame["loss"].iloc[0]
+        frame["sharpness_ratio"] = frame["sharpness"] / self.lambda0.value
+        frame["eta_sharpness"] = eta * frame["sharpness"]
+        return frame
+
+
+class DivergenceStop(L.Callback):
+    """Stop as soon as L_t > K or is not finite: a diverged run is a result, not a crash."""
+
+    def __init__(self, measurements: Measurements, bound: float = DIVERGENCE_LOSS) -> None:
+        self.measurements = measurements
+        self.bound = bound
+        self.diverged = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        loss = self.measurements.last_loss
+        if not math.isfinite(loss) or loss > self.bound:
+            self.diverged = True
+            trainer.should_stop = True
+
+
+def interpolated_losses(
+    model: torch.nn.Module, start: dict[str, torch.Tensor], loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
+    grid: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """L((1 - s) theta_0 + s theta_T) for s in grid, theta_T = the model's current parameters (Def. 2)."""
+    end = {name: p.detach().clone() for name, p in model.named_parameters()}
+    losses = []
+    with torch.no_grad():
+        for s in grid:
+            mixed = {name: torch.lerp(start[name].to(p.device), p, float(s)) for name, p in end.items()}
+            outputs = torch.func.functional_call(model, mixed, (inputs,))
+            losses.append(loss_fn(outputs, targets).item())
+    return np.asarray(losses)
+
+
+class Barrier(L.Callback):
+    """U(c) = max_s L((1-s) theta_0 + s theta_T1) - L(theta_0), s in {0, 0.01, ..., 1} (Def. 2); inf if diverged."""
+
+    GRID = np.linspace(0.0, 1.0, 101)
+
+    def __init__(self, measurements: Measurements, divergence: DivergenceStop, initial: dict[str, torch.Tensor]) -> None:
+        self.measurements = measurements
+        self.divergence = divergence
+        self.initial = initial
+        self.value: float | None = None
+        self.curve: np.ndarray | None = None
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.divergence.diverged:
+            self.value = math.inf
+            return
+        m = self.measurements
+        self.curve = interpolated_losses(module.model, self.initial, m.loss_fn, m.inputs, m.targets, self.GRID)
+        self.value = float(np.max(self.curve) - self.curve[0])

@@ -1,0 +1,111 @@
+"""`phasediag run|search|sweep|diagram|uv|data ...`: a thin layer that parses, validates and calls the package.
+
+Bad input ends here as one line `phasediag: error: ...` and exit status 2, before any run is created.
+"""
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from phasediag.config import ConfigError, RunConfig
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register a sub-command: `arguments` adds its options, the decorated function runs it."""
+
+    def register(function: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (help, arguments, function)
+        return function
+
+    return register
+
+
+def add_config_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+    """One --option per dataclass field, as strings; the dataclass converts and validates them."""
+    for f in dataclasses.fields(cls):
+        if f.name not in skip:
+            parser.add_argument(f"--{f.name}", dest=f.name, default=None, help=f"default: {f.default!r}")
+
+
+def config_values(args: argparse.Namespace, cls: type) -> dict[str, str]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+@command("run", "train one (c, depth, width, seed) run and log it to MLflow", lambda p: add_config_fields(p, RunConfig))
+def run_command(args: argparse.Namespace) -> int:
+    from phasediag import runner, tracking
+
+    config = RunConfig.from_strings(config_values(args, RunConfig))
+    tracking.check_reachable()
+    init = runner.initialize(config)
+    run_id, result = runner.run_one(config, init)
+    status = "diverged" if result.diverged else "finished"
+    print(f"run {run_id} {status}: lambda0={init.lambda0.value:.6g} eta={result.eta:.4g} "
+          f"max_loss_ratio={result.history['loss_ratio'].iloc[1:].max():.4g} hvps={result.hvps}")  # fmt: skip
+    print(f"open it with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")
+    return 0
+
+
+def _uv_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--widths", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128, 256, 512])
+    parser.add_argument("--inits", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--c_step", type=float, default=0.1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("out/uv"))
+    parser.add_argument("--experiment", default="uv")
+    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no MLflow run")
+
+
+@command("uv", "the uv model of Sec. 5: exact phase diagrams, Eq. (16), Figs. 7, 8, 10, 11", _uv_arguments)
+def uv_command(args: argparse.Namespace) -> int:
+    from phasediag import tracking, uvjob
+
+    if min(args.widths) < 1 or args.inits < 1 or args.steps < 1 or not args.c_step > 0:
+        raise ConfigError("widths, inits and steps must be >= 1 and c_step > 0")
+    if args.log:
+        tracking.check_reachable()
+    result = uvjob.run_uv(args.widths, args.inits, args.seed, args.c_step, args.steps, args.out, args.experiment, args.log)
+    print(f"uv model: wrote {args.out}/ ({', '.join(sorted(p.name for p in args.out.iterdir()))})")
+    if result.get("run_id"):
+        print(f"logged as run {result['run_id']} in experiment {args.experiment!r}")
+    return 0
+
+
+@command("data", "prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package",
+         lambda p: p.add_argument("--data_dir", default="data"))  # fmt: skip
+def data_command(args: argparse.Namespace) -> int:
+    from phasediag import data
+
+    data.load("fashion_mnist", args.data_dir)
+    print(f"Fashion-MNIST ready in {Path(args.data_dir, 'FashionMNIST', 'raw').resolve()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phasediag", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help, arguments, function) in COMMANDS.items():
+        arguments(sub.add_parser(name, help=help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from phasediag.data import DataError
+    from phasediag.tracking import TrackingError
+
+    try:
+        return COMMANDS[args.command][2](args)
+    except (ConfigError, DataError, TrackingError) as error:
+        print(f"phasediag: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""One run: what is fixed per (config, seed) is computed once (`initialize`), then `train` at any c."""
+
+import copy
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from phasediag import hessian, tracking
+from phasediag.callbacks import Barrier, DivergenceStop, Measurements, measure_schedule
+from phasediag.config import RunConfig
+from phasediag.data import EarlyTrainingData
+from phasediag.losses import LOSSES
+from phasediag.models import build_model
+from phasediag.module import EarlyTraining
+
+LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
+
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def device_for(accelerator: str) -> torch.device:
+    if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class Initialization:
+    """Shared by every c of one (config, seed): data, batch order, measurement set, theta_0 and lambda_0."""
+
+    config: RunConfig
+    data: EarlyTrainingData
+    model: torch.nn.Module  # at theta_0, on `device`
+    lambda0: hessian.Eigen
+    device: torch.device
+
+    @property
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in self.model.named_parameters()}
+
+
+@dataclass
+class RunResult:
+    c: float
+    eta: float
+    history: pd.DataFrame  # index step t; loss, loss_ratio, batch_loss, sharpness, sharpness_ratio, eta_sharpness, accuracy
+    diverged: bool
+    hvps: int
+    barrier: float | None = None
+    barrier_curve: np.ndarray | None = None
+    final_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        """Run-level metrics."""
+        metrics = {
+            "eta": self.eta,
+            "diverged": float(self.diverged),
+            "max_loss_ratio": float(self.history["loss_ratio"].iloc[1:].max()),
+            "max_sharpness_ratio": float(self.history["sharpness_ratio"].iloc[1:].max()),
+            "hvps": float(self.hvps),
+        }
+        if self.barrier is not None:
+            metrics["barrier"] = self.barrier if math.isfinite(self.barrier) else 1e300
+        return {k: v for k, v in metrics.items() if not math.isnan(v)}
+
+
+def initialize(config: RunConfig) -> Initialization:
+    data = EarlyTrainingData(
+        config.dataset, config.data_dir, config.subset, config.seed, config.batch_size, config.measure_size
+    )
+    device = device_for(config.accelerator)
+    model = build_model(
+        config.arch, config.depth, config.width, param=config.param, in_shape=data.in_shape,
+        num_classes=data.num_classes, seed=config.seed, bias=config.bias, output=config.output,
+        output_scale=config.output_scale, output_sigma=config.output_sigma,
+    ).to(device)  # fmt: skip
+    inputs, targets = (t.to(device) for t in data.measurement_set)
+    lambda0 = hessian.top_eigenvalue(
+        model, LOSSES[config.loss], inputs, targets, method="lanczos", tol=config.sharpness_tol * LAMBDA0_TOL_FACTOR,
+        hvp_mode=config.hvp_mode, generator=torch.Generator(device).manual_seed(config.seed),
+    )  # fmt: skip
+    return Initialization(config, data, model, lambda0, device)
+
+
+def train(
+    init: Initialization,
+    c: float,
+    *,
+    sharpness: bool = True,
+    sharpness_until: float | None = None,
+    barrier: bool | None = None,
+) -> RunResult:
+    """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0, measuring on the measurement set."""
+    config = init.config
+    eta = c / init.lambda0.value
+    loss_fn = LOSSES[config.loss]
+    module = EarlyTraining(copy.deepcopy(init.model), loss_fn, eta)
+    steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
+    measurements = Measurements(
+        init.data.measurement_set, loss_fn, init.lambda0, sharpness=sharpness,
+        schedule=measure_schedule(config.schedule, steps_per_epoch), sharpness_until=sharpness_until,
+        method="power" if config.sharpness_method == "power" else "lanczos", tol=config.sharpness_tol,
+        hvp_mode=config.hvp_mode, seed=config.seed,
+    )  # fmt: skip
+    divergence = DivergenceStop(measurements)
+    callbacks: list[L.Callback] = [measurements, divergence]
+    wants_barrier = config.barrier if barrier is None else barrier
+    if wants_barrier:
+        callbacks.append(Barrier(measurements, divergence, init.initial_state))
+    trainer = L.Trainer(
+        accelerator="gpu" if init.device.type == "cuda" else "cpu", devices=1, max_steps=config.steps, max_epochs=-1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=callbacks, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(module, train_dataloaders=init.data.train_dataloader())
+    result = RunResult(
+        c=c, eta=eta, history=measurements.history(eta), diverged=divergence.diverged, hvps=measurements.hvps,
+        final_state={k: v.detach().cpu() for k, v in module.model.state_dict().items()},
+    )  # fmt: skip
+    if wants_barrier:
+        result.barrier, result.barrier_curve = callbacks[-1].value, callbacks[-1].curve
+    return result
+
+
+def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints: bool) -> None:
+    """Histories, run-level metrics and (optionally) theta_0 / theta_T as artifacts of one run."""
+    tracking.log_history(run_id, result.history)
+    tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, **result.summary()})
+    if result.barrier_curve is not None:
+        tracking.log_table(run_id, pd.DataFrame({"s": Barrier.GRID, "loss": result.barrier_curve}), "interpolation.csv")
+    if checkpoints:
+        initial = {k: v.detach().cpu() for k, v in init.model.state_dict().items()}
+        tracking.log_tensors(run_id, {"initial": initial, "final": result.final_state})
+
+
+def run_one(config: RunConfig, init: Initialization | None = None, parent_run_id: str | None = None, **plan) -> tuple[str, RunResult]:
+    """Train and log one tracked run; `plan` (sharpness, sharpness_until, barrier) is what the search asks for."""
+    init = init or initialize(config)
+    params = {**config.params(), "lambda0_tol": config.sharpness_tol * LAMBDA0_TOL_FACTOR}
+    with tracking.run(config.experiment, "run", params, parent_run_id=parent_run_id, run_name=f"c={config.c:.4g}") as run_id:
+        result = train(init, config.c, **plan)
+        log_result(run_id, init, result, config.log_checkpoints)
+    return run_id, result
