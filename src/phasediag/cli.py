@@ -52,7 +52,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _uv_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--widths", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128, 256, 512])
+    parser.add_argument("--widths", nargs="+", default=["2 4 8 16 32 64 128 256 512"], help="integers, or one quoted list")
     parser.add_argument("--inits", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--c_step", type=float, default=0.1)
@@ -66,7 +66,11 @@ def _uv_arguments(parser: argparse.ArgumentParser) -> None:
 def uv_command(args: argparse.Namespace) -> int:
     from phasediag import tracking, uvjob
 
-    if min(args.widths) < 1 or args.inits < 1 or args.steps < 1 or not args.c_step > 0:
+    try:
+        args.widths = [int(w) for item in args.widths for w in item.replace(",", " ").split()]
+    except ValueError:
+        raise ConfigError(f"widths={' '.join(args.widths)!r} is not a list of integers") from None
+    if not args.widths or min(args.widths) < 1 or args.inits < 1 or args.steps < 1 or not args.c_step > 0:
         raise ConfigError("widths, inits and steps must be >= 1 and c_step > 0")
     if args.log:
         tracking.check_reachable()
@@ -98,12 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from phasediag.data import DataError
-    from phasediag.tracking import TrackingError
+    from phasediag.tracking import TrackingError, discard_project_run
 
     try:
         return COMMANDS[args.command][2](args)
     except (ConfigError, DataError, TrackingError) as error:
         print(f"phasediag: error: {error}", file=sys.stderr)
+        try:
+            discard_project_run()
+        except Exception:  # the tracking store itself may be the bad input
+            pass
         return 2
 
 

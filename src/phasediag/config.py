@@ -21,9 +21,9 @@ class ConfigError(ValueError):
     """Bad user input; the message is one line naming the value and what is allowed."""
 
 
-def _one_of(name: str, value: Any, allowed: tuple) -> None:
+def _one_of(name: str, value: Any, allowed: tuple, where: str = "") -> None:
     if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed: use one of {', '.join(map(str, allowed))}")
+        raise ConfigError(f"{name}={value!r} is not allowed{where}: use one of {', '.join(map(str, allowed))}")
 
 
 def _at_least(name: str, value: float, low: float) -> None:
@@ -71,6 +71,7 @@ class RunConfig:
     accelerator: str = "auto"
     log_checkpoints: bool = True
     data_dir: str = "data"
+    download: bool = False  # let torchvision download a missing dataset (needs the network)
 
     def __post_init__(self) -> None:
         _one_of("arch", self.arch, ARCHS)
@@ -94,12 +95,9 @@ class RunConfig:
             raise ConfigError(f"sharpness_tol={self.sharpness_tol!r} is not allowed: it must be in (0, 1)")
         if self.arch == "fcn":
             _at_least("depth", self.depth, 1)
-        elif self.arch == "cnn":
-            _one_of("depth", self.depth, CNN_DEPTHS)
-        elif self.arch == "resnet":
-            _one_of("depth", self.depth, RESNET_DEPTHS)
         else:
-            _one_of("depth", self.depth, (2,))
+            allowed = {"cnn": CNN_DEPTHS, "resnet": RESNET_DEPTHS, "uv": (2,)}[self.arch]
+            _one_of("depth", self.depth, allowed, f" for arch {self.arch!r}")
         if self.arch in ("cnn", "resnet") and self.param != "sp":
             raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use sp")
         if (self.arch == "uv") != (self.dataset == "uv"):
@@ -116,7 +114,7 @@ class RunConfig:
 
     def params(self) -> dict[str, Any]:
         """The MLflow params of a run (environment-only fields are left out)."""
-        skip = {"accelerator", "log_checkpoints", "data_dir"}
+        skip = {"accelerator", "log_checkpoints", "data_dir", "download"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @classmethod

@@ -113,10 +113,17 @@ class EarlyTrainingData(L.LightningDataModule):
     """Training set, a seeded SGD batch order, and a fixed measurement set of m examples."""
 
     def __init__(
-        self, dataset: str, root: str = "data", subset: int = 0, seed: int = 0, batch_size: int = 512, measure_examples: int = 2048
+        self,
+        dataset: str,
+        root: str = "data",
+        subset: int = 0,
+        seed: int = 0,
+        batch_size: int = 512,
+        measure_examples: int = 2048,
+        download: bool = False,
     ) -> None:
         super().__init__()
-        self.inputs, self.targets = load(dataset, root, subset)
+        self.inputs, self.targets = load(dataset, root, subset, download)
         n = len(self.inputs)
         if measure_examples > n:
             raise ConfigError(f"measure_examples={measure_examples} is not allowed: the training set has only {n} examples")

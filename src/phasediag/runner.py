@@ -74,7 +74,8 @@ class RunResult:
 
 def initialize(config: RunConfig) -> Initialization:
     data = EarlyTrainingData(
-        config.dataset, config.data_dir, config.subset, config.seed, config.batch_size, config.measure_size
+        config.dataset, config.data_dir, config.subset, config.seed, config.batch_size, config.measure_size,
+        config.download,
     )
     device = device_for(config.accelerator)
     model = build_model(

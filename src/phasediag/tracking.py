@@ -88,6 +88,18 @@ def _params(params: Mapping[str, Any]):
     return [Param(key, str(value)) for key, value in params.items()]
 
 
+def _project_run_id() -> str | None:
+    """The run that `mlflow run` created for this process (MLFLOW_RUN_ID), if not adopted yet."""
+    global _project_run_taken
+    if _project_run_taken:
+        return None
+    _project_run_taken = True
+    return os.environ.get("MLFLOW_RUN_ID") or None
+
+
+_project_run_taken = False
+
+
 def start_run(
     experiment: str,
     kind: str,
@@ -97,16 +109,36 @@ def start_run(
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Create a run with its params and tags in one batch; returns the run id."""
+    """Create a run with its params and tags in one batch; returns the run id.
+
+    Under `mlflow run` the first top-level run is the project's own run (same experiment, params that MLflow
+    already logged are kept), so one `mlflow run` leaves one run. Children go into their parent's experiment.
+    """
     from mlflow.entities import RunTag
 
     client = _client()
     all_tags = {KIND_TAG: kind, **(tags or {})}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    run = client.create_run(experiment_id(experiment), run_name=run_name, tags=all_tags)
-    client.log_batch(run.info.run_id, params=_params(params), tags=[RunTag(k, v) for k, v in all_tags.items()])
-    return run.info.run_id
+    adopted = None if parent_run_id else _project_run_id()
+    if adopted:
+        run_id = adopted
+        logged = client.get_run(run_id).data.params
+        params = {k: v for k, v in params.items() if k not in logged}
+        if run_name:
+            all_tags["mlflow.runName"] = run_name
+    else:
+        where = client.get_run(parent_run_id).info.experiment_id if parent_run_id else experiment_id(experiment)
+        run_id = client.create_run(where, run_name=run_name, tags=all_tags).info.run_id
+    client.log_batch(run_id, params=_params(params), tags=[RunTag(k, v) for k, v in all_tags.items()])
+    return run_id
+
+
+def discard_project_run() -> None:
+    """Bad input under `mlflow run`: delete the run MLflow created before our validation could refuse it."""
+    run_id = _project_run_id()
+    if run_id:
+        _client().delete_run(run_id)
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

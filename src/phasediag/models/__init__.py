@@ -1,0 +1,120 @@
+"""Models of App. A and the factory that builds and initialises them reproducibly from a seed."""
+
+import math
+import numbers
+
+import torch
+from torch import nn
+
+from .cnn import POOL_AFTER, MyrtleCNN, pool_after
+from .fcn import FCN, Dense
+from .resnet import STAGES, ResNet
+from .uv import UV
+from .wrappers import Centered, Scaled, zero_readout_
+
+ARCHS = ("fcn", "cnn", "resnet", "uv")
+OUTPUTS = ("plain", "centered", "zero_readout")
+PARAMS = ("sp", "ntp")
+CNN_DEPTHS = tuple(POOL_AFTER)
+RESNET_DEPTHS = tuple(STAGES)
+
+__all__ = ["ARCHS", "OUTPUTS", "PARAMS", "CNN_DEPTHS", "RESNET_DEPTHS", "build_model",
+           "FCN", "MyrtleCNN", "ResNet", "UV", "Dense", "Centered", "Scaled"]
+
+
+def build_model(arch: str, depth: int, width: int, *, param: str = "sp", in_shape: tuple[int, ...],
+                num_classes: int, seed: int, bias: bool = False, output: str = "plain",
+                output_scale: float = 1.0, output_sigma: float | None = None) -> nn.Module:
+    """A freshly initialised model, identical for a given seed whatever the global RNG state.
+
+    in_shape is the shape of one example, e.g. (1, 28, 28) or (1,) for the uv model. The output is
+    multiplied by output_scale * width**(-output_sigma) (the latter only when output_sigma is given).
+    """
+    in_shape = tuple(in_shape)
+    _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma)
+    # build on the meta device so construction draws nothing from the global RNG, then initialise once
+    with torch.device("meta"):
+        net = _make(arch, int(depth), int(width), param, in_shape, int(num_classes), bias)
+    net.to_empty(device="cpu")
+    _initialise(net, torch.Generator().manual_seed(int(seed)))
+
+    if output == "zero_readout":
+        zero_readout_(net)
+    elif output == "centered":
+        net = Centered(net)
+    alpha = output_scale * (width ** -output_sigma if output_sigma is not None else 1.0)
+    return net if alpha == 1.0 else Scaled(net, alpha)
+
+
+def _make(arch: str, depth: int, width: int, param: str, in_shape: tuple[int, ...], num_classes: int,
+          bias: bool) -> nn.Module:
+    if arch == "fcn":
+        return FCN(math.prod(in_shape), depth, width, num_classes, param=param, bias=bias)
+    if arch == "cnn":
+        return MyrtleCNN(depth, width, in_shape, num_classes, bias=bias)
+    if arch == "resnet":
+        return ResNet(depth, width, in_shape[0], num_classes, bias=bias)
+    return UV(width)
+
+
+@torch.no_grad()
+def _initialise(net: nn.Module, generator: torch.Generator) -> None:
+    """Draw every weight from `generator`, in module order; biases start at zero."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            # He normal: keeps the ReLU signal variance constant through depth
+            fan_in = module.weight[0].numel()
+            module.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, (Dense, UV)):
+            module.reset_parameters(generator)
+
+
+def _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma) -> None:
+    """Raise ValueError, in one line naming the value and what is allowed, on the first bad argument."""
+    _require(arch in ARCHS, "arch", arch, _one_of(ARCHS))
+    _require(output in OUTPUTS, "output", output, _one_of(OUTPUTS))
+    _require(param in PARAMS, "param", param, _one_of(PARAMS))
+    _require(_is_int(width) and width >= 1, "width", width, "an integer >= 1")
+    _require(_is_int(num_classes) and num_classes >= 1, "num_classes", num_classes, "an integer >= 1")
+    _require(_is_int(seed), "seed", seed, "an integer")
+    _require(len(in_shape) > 0 and all(_is_int(n) and n >= 1 for n in in_shape), "in_shape", in_shape,
+             "a non-empty tuple of positive integers")
+    _require(_is_real(output_scale) and output_scale > 0, "output_scale", output_scale, "a finite number > 0")
+    _require(output_sigma is None or _is_real(output_sigma), "output_sigma", output_sigma, "None or a finite number")
+
+    if arch == "fcn":
+        _require(_is_int(depth) and depth >= 1, "depth", depth, "an integer >= 1", arch)
+    elif arch in ("cnn", "resnet"):
+        depths = CNN_DEPTHS if arch == "cnn" else RESNET_DEPTHS
+        _require(_is_int(depth) and depth in depths, "depth", depth, _one_of(depths), arch)
+        _require(param == "sp", "param", param, "sp", arch)
+        _require(len(in_shape) == 3, "in_shape", in_shape, "(channels, height, width)", arch)
+        if arch == "cnn":
+            side = 2 ** len(pool_after(depth, in_shape))  # each 2x2 pooling halves the image
+            _require(min(in_shape[1:]) >= side, "in_shape", in_shape, f"height and width >= {side} at depth {depth}",
+                     arch)
+    else:
+        _require(_is_int(depth) and depth == 2, "depth", depth, "2", arch)
+        _require(in_shape == (1,), "in_shape", in_shape, "(1,)", arch)
+        _require(num_classes == 1, "num_classes", num_classes, "1", arch)
+        _require(output != "zero_readout", "output", output, "plain or centered", arch)
+
+
+def _require(ok: bool, name: str, value: object, allowed: str, arch: str | None = None) -> None:
+    if not ok:
+        where = f" for arch {arch!r}" if arch else ""
+        raise ValueError(f"{name}={value!r} is not allowed{where}: use {allowed}")
+
+
+def _one_of(options: tuple) -> str:
+    return "one of " + ", ".join(map(str, options))
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)

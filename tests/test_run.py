@@ -1,0 +1,159 @@
+"""One tracked run: what it logs, that it is reproducible, that divergence is a result, that bad input leaves no run."""
+
+import copy
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, history, runs_of
+from phasediag import cli, hessian, runner
+from phasediag.callbacks import interpolated_losses
+from phasediag.config import RunConfig
+from phasediag.losses import mse
+
+SMALL = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",
+         "--batch_size", "32", "--steps", "10", "--seed", "0"]  # fmt: skip
+RUN_PARAMS = ("arch depth width param dataset subset loss c seed batch_size steps measure_examples sharpness_method "
+              "sharpness_tol bias output output_scale barrier experiment").split()  # fmt: skip
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main(["run", *SMALL, *argv])
+
+
+def test_one_run_logs_params_histories_and_lambda0(store):
+    assert run_cli("--c", "2", "--experiment", "e") == 0
+    (run,) = runs_of(store, "e")
+    assert set(RUN_PARAMS) <= set(run.data.params)
+    assert run.data.tags["phasediag.kind"] == "run" and run.info.status == "FINISHED"
+    for name in ("loss", "loss_ratio", "sharpness", "sharpness_ratio", "eta_sharpness", "accuracy"):
+        assert len(history(store, run.info.run_id, name)) == 11, name
+    assert len(history(store, run.info.run_id, "batch_loss")) == 10
+    for name in ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps"):
+        assert name in run.data.metrics
+    # lambda0 against the dense Hessian of the same network on the same measurement set.
+    init = runner.initialize(_config())
+    dense = torch.linalg.eigvalsh(hessian.dense_hessian(init.model, mse, *init.data.measurement_set))[-1].item()
+    assert run.data.metrics["lambda0"] == pytest.approx(dense, rel=1e-3)
+    assert run.data.metrics["eta"] == pytest.approx(2 / run.data.metrics["lambda0"])
+    assert history(store, run.info.run_id, "sharpness")[0] == pytest.approx(run.data.metrics["lambda0"])
+
+
+def _config(**changes) -> RunConfig:
+    values = {k.removeprefix("--"): v for k, v in zip(SMALL[::2], SMALL[1::2])}
+    return RunConfig.from_strings({**values, **changes})
+
+
+def test_same_command_twice_gives_identical_histories(store):
+    assert run_cli("--c", "3", "--experiment", "a") == 0
+    assert run_cli("--c", "3", "--experiment", "b") == 0
+    (a,), (b,) = runs_of(store, "a"), runs_of(store, "b")
+    for name in ("loss", "sharpness", "batch_loss"):
+        assert history(store, a.info.run_id, name) == history(store, b.info.run_id, name)
+
+
+def test_divergence_is_a_result(store, capsys):
+    assert run_cli("--c", "1000", "--experiment", "d") == 0
+    (run,) = runs_of(store, "d")
+    assert run.data.metrics["diverged"] == 1 and run.info.status == "FINISHED"
+    losses = history(store, run.info.run_id, "loss")
+    assert len(losses) < 11 and not (losses[-1] < 1e5)  # stopped at the first L_t > K
+    assert "diverged" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--arch", "mlp"], ["arch='mlp'", "fcn"]),
+        (["--arch", "cnn", "--depth", "6", "--dataset", "synthetic:1x8x8:64"], ["depth=6", "5, 7, 10"]),
+        (["--width", "0"], ["width=0", ">= 1"]),
+        (["--c", "0"], ["c=0.0", "> 0"]),
+        (["--c", "-1"], ["c=-1.0"]),
+        (["--steps", "0"], ["steps=0"]),
+        (["--loss", "hinge"], ["loss='hinge'", "mse"]),
+        (["--param", "mup"], ["param='mup'", "ntp"]),
+        (["--output", "big"], ["output='big'", "centered"]),
+        (["--dataset", "imagenet"], ["dataset='imagenet'", "fashion_mnist"]),
+        (["--measure_examples", "1000"], ["measure_examples=1000", "128"]),
+        (["--dataset", "mnist", "--data_dir", "nowhere"], ["mnist", "train-images-idx3-ubyte", "nowhere"]),
+        (["--dataset", "cifar10", "--data_dir", "nowhere"], ["cifar10", "data_batch_1", "nowhere"]),
+    ],
+)
+def test_bad_input_fails_fast_with_one_line_and_no_run(store, capsys, argv, words):
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("phasediag: error:")
+    for word in words:
+        assert word in err
+    assert runs_of(store) == []
+
+
+def test_unreachable_tracking_server_leaves_nothing(store, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert run_cli() == 2
+    assert "unreachable" in capsys.readouterr().err
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/missing/dir/mlruns.db")
+    assert run_cli() == 2
+    assert not (tmp_path / "missing").exists()
+
+
+def test_first_sgd_step_is_theta_minus_eta_grad(store):
+    """The module's update against a hand computation on the first minibatch."""
+    init = runner.initialize(_config())
+    batch_inputs, batch_targets = next(iter(init.data.train_dataloader()))
+    model = init.model
+    grads = torch.autograd.grad(mse(model(batch_inputs), batch_targets), list(model.parameters()))
+    eta = 1.5 / init.lambda0.value
+    expected = {n: p.detach() - eta * g for (n, p), g in zip(model.named_parameters(), grads)}
+    one_step = runner.train(dataclasses.replace(init, config=_config(steps="1")), 1.5, sharpness=False)
+    for name, value in expected.items():
+        torch.testing.assert_close(one_step.final_state[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_barrier_matches_interpolation_of_logged_checkpoints(store):
+    init = runner.initialize(_config())
+    for c in (0.5, 6.0):
+        result = runner.train(init, c, sharpness=False, barrier=True)
+        start = {n: p.detach() for n, p in init.model.named_parameters()}
+        model = copy.deepcopy(init.model)
+        model.load_state_dict(result.final_state)
+        curve = interpolated_losses(model, start, mse, *init.data.measurement_set, np.linspace(0, 1, 101))
+        if result.diverged:
+            assert result.barrier == math.inf
+        else:
+            assert result.barrier == pytest.approx(curve.max() - curve[0], abs=1e-7)
+            assert result.barrier >= 0
+    small = runner.train(init, 0.25, sharpness=False, barrier=True)
+    assert small.barrier == 0.0  # a small step only descends along the straight path
+
+
+def test_sharpness_is_measured_on_the_measurement_set_only(store):
+    """Same measurement set for every c; the batch order is fixed by the seed."""
+    init = runner.initialize(_config())
+    first = [b[0] for b in init.data.train_dataloader()]
+    again = [b[0] for b in init.data.train_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    other = runner.initialize(_config(seed="1"))
+    assert not torch.equal(other.data.measurement_set[0], init.data.measurement_set[0])
+
+
+@pytest.mark.slow
+def test_mlflow_run_entry_point_leaves_one_run(store, tmp_path):
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    params = ["-P", "dataset=synthetic:1x4x4:128", "-P", "depth=3", "-P", "measure_examples=64",
+              "-P", "c=1000", "-P", f"data_dir={tmp_path}"]  # fmt: skip
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", REPO, "--env-manager", "local",
+                           "--experiment-name", "proj", *params, "-P", "width=16"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = runs_of(store, "proj")
+    assert run.data.metrics["diverged"] == 1 and run.data.tags["phasediag.kind"] == "run"
+    bad = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", REPO, "--env-manager", "local",
+                          "--experiment-name", "proj", *params, "-P", "width=0"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert bad.returncode != 0 and "width=0" in bad.stderr
+    assert len(runs_of(store, "proj")) == 1  # MLflow's own run for the bad call was discarded
