@@ -118,7 +118,7 @@ class Measurements(L.Callback):
 
 
 class DivergenceStop(L.Callback):
-    """Stop as soon as L_t > K or is not finite: a diverged run is a result, not a crash."""
+    """Stop as soon as L_t >= K or is not finite: a diverged run is a result, not a crash."""
 
     def __init__(self, measurements: Measurements, bound: float = DIVERGENCE_LOSS) -> None:
         self.measurements = measurements
@@ -127,7 +127,7 @@ class DivergenceStop(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         loss = self.measurements.last_loss
-        if not math.isfinite(loss) or loss > self.bound:
+        if not math.isfinite(loss) or loss >= self.bound:
             self.diverged = True
             trainer.should_stop = True
 

@@ -51,6 +51,49 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_arguments(parser: argparse.ArgumentParser) -> None:
+    from phasediag.search import SearchConfig
+
+    add_config_fields(parser, RunConfig, skip=("c",))
+    add_config_fields(parser, SearchConfig, skip=("run",))
+
+
+@command("search", "critical constants c_loss, c_sharp, c_max, c_barrier of one (config, seed)", _search_arguments)
+def search_command(args: argparse.Namespace) -> int:
+    from phasediag import search, tracking
+
+    values = {**config_values(args, RunConfig), **config_values(args, search.SearchConfig)}
+    values.pop("run", None)
+    config = search.SearchConfig.from_strings(values)
+    tracking.check_reachable()
+    result = search.search(config)
+    constants = "  ".join(f"{k}={v:.4g}" for k, v in result.constants.items())
+    print(f"search {result.study_name}: lambda0={result.lambda0:.6g}  {constants}  runs={result.n_runs} hvps={result.hvps}"
+          + (f"  non-monotone: {', '.join(result.non_monotone)}" if result.non_monotone else ""))  # fmt: skip
+    print(f"parent run {result.parent_run_id}; open with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")
+    return 0
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path, help="a YAML file in sweeps/")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    parser.add_argument("--storage", default=None, help="Optuna storage URL shared by all workers (default: optuna.db next to the tracking store)")
+
+
+@command("sweep", "many searches from a YAML spec, shared by any number of workers", _sweep_arguments)
+def sweep_command(args: argparse.Namespace) -> int:
+    from phasediag import sweep, tracking
+
+    if args.workers < 1:
+        raise ConfigError(f"workers={args.workers} is not allowed: it must be >= 1")
+    spec = sweep.SweepSpec.load(args.spec, {"storage": args.storage} if args.storage else None)
+    tracking.check_reachable()
+    done, runs = sweep.sweep(spec, args.workers)
+    print(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done, {runs} runs trained in them")
+    print(f"next: phasediag diagram --experiment {spec.experiment}   (or mlflow ui --backend-store-uri {tracking.tracking_uri()})")
+    return 0
+
+
 def _uv_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widths", nargs="+", default=["2 4 8 16 32 64 128 256 512"], help="integers, or one quoted list")
     parser.add_argument("--inits", type=int, default=500)

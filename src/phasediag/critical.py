@@ -2,7 +2,7 @@
 
 Conventions, shared by the grid scan, the bisection search and the uv model:
 * a trajectory "increased" when round(ratio_t, 2) > 1 + eps for some t in [1, T1] (the paper rounds to two decimals);
-* a diverged run (L_t > K or not finite) counts as an increase of loss, sharpness and barrier: the catapult
+* a diverged run (L_t >= K or not finite) counts as an increase of loss, sharpness and barrier: the catapult
   ran away;
 * the grid is scanned upward and stops at the first divergence (the paper's protocol), so c_loss, c_sharp and
   c_barrier are the first "yes" at or below the first divergent c, and c_max is the grid point just below it;

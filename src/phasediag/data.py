@@ -3,6 +3,7 @@ measurement set (identical for every c, so a search varies only c)."""
 
 import functools
 import gzip
+import pickle
 import shutil
 from pathlib import Path
 
@@ -25,8 +26,9 @@ class DataError(FileNotFoundError):
     """A dataset's files are missing; the message names the folder, the files and how to get them."""
 
 
-def prepare_fashion_mnist(root: Path | str, source: Path = DEBIAN_FASHION_MNIST) -> Path:
+def prepare_fashion_mnist(root: Path | str, source: Path | str | None = None) -> Path:
     """Gunzip Debian's Fashion-MNIST IDX files into root/FashionMNIST/raw, where torchvision looks."""
+    source = Path(DEBIAN_FASHION_MNIST if source is None else source)  # looked up at call time
     raw = Path(root) / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name in IDX_FILES:
@@ -46,6 +48,11 @@ class _CIFAR10(tv.CIFAR10):
 
     def _check_integrity(self) -> bool:
         return not _missing(Path(self.root) / self.base_folder, CIFAR10_FILES)
+
+    def _load_meta(self) -> None:  # torchvision's checks batches.meta's md5
+        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as meta:
+            self.classes = pickle.load(meta, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
 
 def _torchvision_dataset(name: str, root: Path, download: bool) -> tv.VisionDataset:

@@ -24,6 +24,7 @@ LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
 def device_for(accelerator: str) -> torch.device:

@@ -185,11 +185,20 @@ def log_tensors(run_id: str, tensors: Mapping[str, Any], artifact_path: str = "c
         log_artifacts(run_id, folder, artifact_path)
 
 
+def log_text(run_id: str, text: str, name: str) -> None:
+    _client().log_text(run_id, text, name)
+
+
 def log_table(run_id: str, table: pd.DataFrame, name: str) -> None:
     """A data frame as a CSV artifact."""
     with tempfile.TemporaryDirectory() as folder:
         table.to_csv(Path(folder) / name, index=False)
         log_artifacts(run_id, folder)
+
+
+def set_status_running(run_id: str) -> None:
+    """A resumed search's parent run is running again."""
+    _client().update_run(run_id, status="RUNNING")
 
 
 def finish_run(run_id: str, failed: bool = False) -> None:
