@@ -1,0 +1,103 @@
+"""The bisection ledger against the paper's grid scan, on hand-built answer tables (no training)."""
+
+import numpy as np
+import pytest
+
+from phasediag.critical import QUESTIONS, constants_on_grid
+from phasediag.ledger import Ledger
+
+N = 111  # x in [-1, 10] at 0.1
+
+
+def x_of(k: int) -> float:
+    return round(-1 + 0.1 * k, 10)
+
+
+def table(first: dict[str, int], flips: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Answers on the whole grid: 'yes' from first[q] on (divergence makes every answer yes), with optional flipped points."""
+    answers = {q: np.arange(N) >= first[q] for q in QUESTIONS}
+    for q, ks in (flips or {}).items():
+        answers[q][ks] = ~answers[q][ks]
+    for q in QUESTIONS:
+        answers[q] |= answers["max"]
+    return answers
+
+
+def solve(answers: dict[str, np.ndarray], mode: str = "bisect", workers: int = 1) -> tuple[Ledger, int]:
+    """Drive the ledger with an oracle; `workers` proposals are taken before any of them finishes."""
+    ledger, trials = Ledger(N, mode), 0
+    while not ledger.complete:
+        batch = []
+        for _ in range(workers):
+            k = ledger.next_point()
+            if k is None:
+                break
+            assert k not in ledger.pending, "two workers were given the same point"
+            batch.append((k, ledger.plan(k)))  # a worker plans its trial when it starts it
+            ledger.pending.add(k)
+        for k, plan in batch:
+            ledger.pending.discard(k)
+            got = {q: bool(answers[q][k]) for q in QUESTIONS}
+            if not plan.sharpness:
+                got["sharp"] = None
+            if not plan.barrier:
+                got["barrier"] = None
+            ledger.record(k, got)
+            trials += 1
+    return ledger, trials
+
+
+def grid_constants(answers: dict[str, np.ndarray]) -> dict[str, float]:
+    c = 2.0 ** np.array([x_of(k) for k in range(N)])
+    return {k: float(v) for k, v in constants_on_grid(c, {q: answers[q] for q in QUESTIONS}).items()}
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"loss": 30, "sharp": 34, "barrier": 59, "max": 62},
+        {"loss": 21, "sharp": 21, "barrier": 40, "max": 41},
+        {"loss": 0, "sharp": 5, "barrier": 9, "max": 12},  # transitions at the bottom of the grid
+        {"loss": 50, "sharp": 200, "barrier": 200, "max": 200},  # nothing diverges inside the grid
+        {"loss": 35, "sharp": 30, "barrier": 70, "max": 60},  # c_sharp < c_loss, barrier only through divergence
+    ],
+)
+def test_bisection_equals_grid_on_monotone_answers(first):
+    answers = table(first)
+    ledger, trials = solve(answers)
+    expected = grid_constants(answers)
+    got = ledger.constants(x_of)
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, nan_ok=True), name
+    grid_ledger, grid_trials = solve(answers, "grid")
+    assert grid_ledger.constants(x_of) == pytest.approx(expected, nan_ok=True)
+    if first["max"] < N:
+        assert grid_trials == first["max"] + 1  # the paper's scan stops at the first divergence
+        assert trials <= max(16, grid_trials // 3)
+
+
+def test_running_trials_are_split_not_duplicated():
+    answers = table({"loss": 30, "sharp": 34, "barrier": 59, "max": 62})
+    ledger, trials = solve(answers, workers=3)
+    assert ledger.constants(x_of) == pytest.approx(grid_constants(answers))
+
+
+def test_sharpness_and_barrier_are_measured_only_inside_their_brackets():
+    ledger = Ledger(N)
+    ledger.record(40, {"loss": True, "sharp": True, "max": False, "barrier": False})
+    ledger.record(60, {"loss": True, "sharp": True, "max": True, "barrier": True})
+    ledger.record(20, {"loss": False, "sharp": False, "max": False, "barrier": False})
+    assert ledger.plan(30).sharpness and not ledger.plan(30).barrier
+    assert ledger.plan(50).barrier and not ledger.plan(50).sharpness
+    ledger.record(59, {"loss": True, "sharp": None, "max": False, "barrier": True})
+    ledger.record(39, {"loss": True, "sharp": True, "max": False, "barrier": None})
+    assert ledger.plan(10) is None  # below every bracket: nothing to learn there
+
+
+def test_non_monotone_answers_are_reported():
+    answers = table({"loss": 30, "sharp": 34, "barrier": 59, "max": 62}, flips={"max": [45]})  # an early divergence
+    ledger, _ = solve(answers)
+    ledger.record(45, {q: bool(answers[q][45]) for q in QUESTIONS})
+    ledger.record(50, {q: bool(answers[q][50]) for q in QUESTIONS})
+    assert "max" in ledger.non_monotone()
+    assert ledger.constants(x_of)["c_max"] == pytest.approx(2 ** x_of(44))  # first divergence wins, as on the grid

@@ -1,0 +1,156 @@
+"""The search over c and the sweep, end to end on synthetic data: grid vs bisection, resume, kill, many workers."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, runs_of
+from phasediag import cli
+from phasediag.config import ConfigError
+from phasediag.search import SearchConfig, search
+from phasediag.sweep import SweepSpec
+
+TINY = {"arch": "fcn", "depth": "3", "width": "16", "dataset": "synthetic:1x4x4:128", "measure_examples": "64",
+        "batch_size": "32", "x_max": "7", "seed": "0"}  # fmt: skip
+PHASEDIAG = os.path.join(os.path.dirname(sys.executable), "phasediag")
+
+
+def tiny(**changes: str) -> SearchConfig:
+    return SearchConfig.from_strings({**TINY, **changes})
+
+
+def children(uri: str, parent: str):
+    return [r for r in runs_of(uri) if r.data.tags.get("mlflow.parentRunId") == parent]
+
+
+def test_bisection_agrees_with_the_grid_and_logs_parent_and_children(store):
+    bisect = search(tiny(experiment="b"))
+    grid = search(tiny(experiment="g", mode="grid"))
+    for name in ("c_loss", "c_sharp", "c_max", "c_barrier"):
+        a, b = bisect.constants[name], grid.constants[name]
+        assert math.isfinite(a) and abs(math.log2(a) - math.log2(b)) <= 0.1 + 1e-9, (name, a, b)
+    assert bisect.n_runs < grid.n_runs and bisect.hvps < grid.hvps / 3
+    (parent,) = [r for r in runs_of(store, "b") if r.data.tags["phasediag.kind"] == "search"]
+    for name in ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "n_runs", "hvps"):
+        assert name in parent.data.metrics
+    assert parent.data.params["mode"] == "bisect" and parent.info.status == "FINISHED"
+    kids = children(store, parent.info.run_id)
+    assert len(kids) == bisect.n_runs and all(k.data.tags["phasediag.kind"] == "run" for k in kids)
+    assert {k.data.metrics["lambda0"] for k in kids} == {parent.data.metrics["lambda0"]}  # one init, reused
+
+
+def test_same_search_again_resumes_and_trains_nothing(store):
+    first = search(tiny())
+    again = search(tiny())
+    assert again.study_name == first.study_name and again.parent_run_id == first.parent_run_id
+    assert again.constants == first.constants
+    assert len(children(store, first.parent_run_id)) == first.n_runs
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_the_search_completes(store, tmp_path):
+    """SIGKILL a search mid-trial, re-run it: same constants as an uninterrupted search, no RUNNING run left."""
+    argv = [PHASEDIAG, "search", *[f"--{k}={v}" for k, v in TINY.items()], "--heartbeat=1", "--grace=3", "--experiment=k"]
+    worker = subprocess.Popen(argv, cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            (summary,) = optuna.get_all_study_summaries(storage)
+            trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+        except (ValueError, KeyError, Exception):
+            continue
+        if sum(t.state.name == "COMPLETE" for t in trials) >= 3 and any(t.state.name == "RUNNING" for t in trials):
+            break
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    uninterrupted = search(tiny(experiment="u"))
+    resumed = optuna.load_study(study_name=tiny(experiment="k").study_name, storage=storage)
+    states = [t.state.name for t in resumed.trials]
+    assert "FAIL" in states  # the killed trial was failed by the heartbeat check, then its c retried
+    parent = resumed.user_attrs["parent_run_id"]
+    runs = MlflowClient(store).get_run(parent)
+    for name in ("c_loss", "c_sharp", "c_max", "c_barrier"):
+        assert runs.data.metrics[name] == pytest.approx(uninterrupted.constants[name], nan_ok=True)
+    statuses = [r.info.status for r in children(store, parent)]
+    assert "RUNNING" not in statuses and "FAILED" in statuses
+
+
+@pytest.mark.slow
+def test_sweep_with_two_workers_loses_and_duplicates_nothing(store, tmp_path):
+    spec = Path(REPO) / "sweeps" / "tiny.yaml"
+    done = subprocess.run([PHASEDIAG, "sweep", str(spec), "--workers", "2"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = SweepSpec.load(spec)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    claims = optuna.load_study(study_name=loaded.study_name, storage=storage).trials
+    complete = sorted(t.params["point"] for t in claims if t.state.name == "COMPLETE")
+    assert complete == list(range(len(loaded.points)))
+    n_trials = 0
+    for point in loaded.points:
+        trials = optuna.load_study(study_name=point.study_name, storage=storage).trials
+        keys = [(t.params["k"], tuple(sorted(q for q, a in t.user_attrs["answers"].items() if a is not None)))
+                for t in trials if t.state.name == "COMPLETE"]  # fmt: skip
+        assert len(keys) == len(set(keys)), "a point was trained twice"
+        n_trials += len(keys)
+    runs = runs_of(store, "tiny")
+    assert sum(r.data.tags["phasediag.kind"] == "run" for r in runs) == n_trials
+    assert all(r.info.status == "FINISHED" for r in runs)
+    again = subprocess.run([PHASEDIAG, "sweep", str(spec), "--workers", "2"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0
+    assert sum(r.data.tags["phasediag.kind"] == "run" for r in runs_of(store, "tiny")) == n_trials
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("experiment: x\nfixed: {arch: fcn}\nvary: {depth: [2, 3]}\ncolour: red\n", ["colour"]),
+        ("fixed: {arch: fcn}\n", ["experiment"]),
+        ("experiment: x\nvary: {depth: 3}\n", ["vary.depth", "list"]),
+        ("experiment: x\nvary: {depht: [2]}\n", ["depht"]),
+        ("experiment: x\nfixed: {c: 2}\n", ["'c'"]),
+        ("experiment: x\nvary: {width: [64, 0]}\n", ["width=0"]),
+        ("experiment: x\nfixed: {arch: cnn, depth: 6}\n", ["depth=6"]),
+        ("experiment: [unclosed\n", ["not valid YAML"]),
+        ("- just\n- a list\n", ["mapping"]),
+    ],
+)
+def test_malformed_sweep_spec_fails_before_anything_runs(store, tmp_path, capsys, text, words):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    assert cli.main(["sweep", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    for word in words:
+        assert word in err
+    assert not (tmp_path / "optuna.db").exists() and runs_of(store) == []
+
+
+def test_search_parameters_are_validated(store, capsys):
+    with pytest.raises(ConfigError, match="mode='scan'"):
+        tiny(mode="scan")
+    with pytest.raises(ConfigError, match="x_max"):
+        tiny(x_min="3", x_max="2")
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["search", "--c", "2"])  # c is what the search finds
+    assert refused.value.code == 2
+    assert runs_of(store) == []
+
+
+def test_every_paper_spec_is_valid():
+    specs = sorted((Path(REPO) / "sweeps").glob("*.yaml"))
+    assert len(specs) >= 12
+    for path in specs:
+        loaded = SweepSpec.load(path)
+        assert loaded.points, path
