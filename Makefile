@@ -2,9 +2,13 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 FMNIST_RAW := data/FashionMNIST/raw/train-images-idx3-ubyte
+DEMO  := out/demo
+# The demo's tracking store and Optuna storage live in out/demo, apart from your own mlruns.db.
+DEMO_ENV := MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/$(DEMO)/mlruns.db
 
 .PHONY: setup data services test test-fast demo bench clean
 
@@ -12,29 +16,42 @@ setup: $(STAMP) data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-# Real Fashion-MNIST, offline, from Debian's package; gunzipped where torchvision looks.
+# Debian packages, installed only where missing: the offline Fashion-MNIST, PostgreSQL for the multi-machine
+# tests, Chromium for the browser test.
+APT := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+define apt_install
+	@if ! $(1); then \
+	  if command -v apt-get >/dev/null; then \
+	    ($(APT) update -qq && $(APT) install -y -qq $(2)) >/dev/null || { echo "could not install $(2): install it by hand"; exit 1; }; \
+	  else echo "$(2) is missing and apt-get is not available: install it by hand ($(3))"; exit 1; fi; \
+	fi
+endef
+
 data: $(FMNIST_RAW)
 $(FMNIST_RAW): | $(STAMP)
-	@if [ ! -d $(FMNIST_DEB) ]; then \
-	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null; \
-	  else \
-	    echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist', or copy the four IDX files (gunzipped) into data/FashionMNIST/raw/"; exit 1; \
-	  fi; \
-	fi
-	$(VENV)/bin/phasediag data --data_dir data
+	$(call apt_install,test -d $(FMNIST_DEB),dataset-fashion-mnist,or copy the four gunzipped IDX files into data/FashionMNIST/raw/)
+	$(BIN)/phasediag data --data_dir data
 
-test: setup
+services:
+	$(call apt_install,test -x /usr/lib/postgresql/15/bin/initdb,postgresql-15,PostgreSQL 15 server binaries)
+	$(call apt_install,command -v chromium >/dev/null,chromium,headless Chromium)
+
+test: setup services
 	$(PY) -m pytest -q -ra
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
-	$(VENV)/bin/phasediag run --arch fcn --depth 4 --width 256 --dataset fashion_mnist --c 2 --seed 0 --experiment demo
+	mkdir -p $(DEMO)
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag sweep $(CURDIR)/sweeps/demo.yaml --workers 2 --data_dir $(CURDIR)/data
+	$(DEMO_ENV) $(BIN)/phasediag diagram --experiment demo --out $(DEMO)/diagram
+	$(DEMO_ENV) $(BIN)/phasediag uv --widths 2 4 8 16 32 64 128 256 512 --inits 500 --out $(DEMO)/uv
+	@echo; echo "Figures:"; find $(DEMO) -name '*.png' | sort | sed 's/^/  /'
+	@echo "Browse the runs:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(DEMO)/mlruns.db"
 
 bench: setup
 	$(PY) -m phasediag.bench

@@ -31,3 +31,4 @@ def history(uri: str, run_id: str, metric: str) -> list[float]:
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from servers import mlflow_server, postgres_cluster, postgres_url  # noqa: F401,E402

@@ -143,7 +143,8 @@ def _check_all_methods(model, loss_fn, x, y, rel=1e-4, power=True):
         # power iteration converges to the largest |eigenvalue|; give it the iterations its spectrum needs
         r = max(abs(float(ev[-2])), abs(float(ev[0]))) / abs(top)
         assert r < 1, "top eigenvalue is not dominant: power iteration cannot find it"
-        iters = min(5000, max(20, math.ceil(math.log(1e-9) / math.log(r))))
+        iters = max(20, math.ceil(math.log(1e-6) / math.log(r)))
+        assert iters <= 3000, f"spectral gap too small for a quick power-iteration check (ratio {r})"
         e = top_eigenvalue(model, loss_fn, x, y, method="power", max_iter=iters)
         assert e.hvps == iters
         assert abs(e.value - top) <= rel * abs(top), (e, top, iters)
@@ -173,6 +174,7 @@ ARCH_CASES = {
     "cnn7": dict(arch="cnn", depth=7, width=2, in_shape=(1, 8, 8), kw={}),
     "cnn10": dict(arch="cnn", depth=10, width=2, in_shape=(1, 8, 8), kw={}),
     "resnet18": dict(arch="resnet", depth=18, width=1, in_shape=(3, 16, 16), kw={}),
+    "resnet34": dict(arch="resnet", depth=34, width=1, in_shape=(3, 16, 16), kw={}),
     "uv": dict(arch="uv", depth=2, width=8, in_shape=(1,), kw={}),
 }
 
@@ -186,6 +188,12 @@ def test_top_eigenvalue_architectures(case, loss):
     if c["arch"] == "uv" and loss == "xent":
         pytest.skip("the uv model has one output: cross-entropy is constant")
     model = _build(c["arch"], c["depth"], c["width"], c["in_shape"], k=k, **c["kw"])
+    if c["arch"] == "resnet":
+        # the dense reference costs one backward pass per parameter (P = 2895 / 5361 here): train only the small
+        # tensors (stem, early stages, shortcuts, readout), a few hundred parameters. Every product still
+        # back-propagates through the whole network.
+        for p in model.parameters():
+            p.requires_grad_(p.numel() <= 150)
     n = 1 if c["arch"] == "uv" else 6
     x, y = _data(n, c["in_shape"], k, seed=1)
     if c["arch"] == "uv":  # the paper's uv problem: (x, y) = (1, 0)

@@ -19,6 +19,7 @@ import dataclasses
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -35,6 +36,8 @@ HVP_ROUNDS = 7  # rounds of (gradient, HVP) pairs per mode
 RUN_ORDER = ("paper", "default", "default", "paper")  # ABBA: cancels a linear drift of the machine's load
 REFERENCE_TOL, REFERENCE_MAX_ITER = 1e-7, 300
 TARGET_HVP_RATIO, TARGET_ERROR, TARGET_HVP_SHARE = 2.2, 1e-3, 1 / 3
+
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's, once per run
 
 
 def _sync(device: torch.device) -> None:

@@ -78,6 +78,8 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="a YAML file in sweeps/")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     parser.add_argument("--storage", default=None, help="Optuna storage URL shared by all workers (default: optuna.db next to the tracking store)")
+    for name in ("data_dir", "accelerator"):  # where this worker runs, not what the sweep computes
+        parser.add_argument(f"--{name}", default=None)
 
 
 @command("sweep", "many searches from a YAML spec, shared by any number of workers", _sweep_arguments)
@@ -86,7 +88,8 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"workers={args.workers} is not allowed: it must be >= 1")
-    spec = sweep.SweepSpec.load(args.spec, {"storage": args.storage} if args.storage else None)
+    overrides = {k: getattr(args, k) for k in ("storage", "data_dir", "accelerator") if getattr(args, k)}
+    spec = sweep.SweepSpec.load(args.spec, overrides)
     tracking.check_reachable()
     done, runs = sweep.sweep(spec, args.workers)
     print(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done, {runs} runs trained in them")
@@ -131,6 +134,124 @@ def data_command(args: argparse.Namespace) -> int:
 
     data.load("fashion_mnist", args.data_dir)
     print(f"Fashion-MNIST ready in {Path(args.data_dir, 'FashionMNIST', 'raw').resolve()}")
+    return 0
+
+
+
+def _saturation_arguments(parser: argparse.ArgumentParser) -> None:
+    from phasediag.saturation import RUN_FIELDS_UNUSED, SaturationConfig
+
+    add_config_fields(parser, RunConfig, skip=RUN_FIELDS_UNUSED)
+    add_config_fields(parser, SaturationConfig, skip=("run", "seeds"))
+    parser.add_argument("--seeds", nargs="*", default=None, help="integers, one quoted list, or a range 0..4 (default: 0 1 2)")
+    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no MLflow run")
+
+
+@command("saturation", "intermediate saturation (Sec. 3, Fig. 5): <lambda_tau/lambda_0> against c, chi, chi', c_crit",
+         _saturation_arguments)  # fmt: skip
+def saturation_command(args: argparse.Namespace) -> int:
+    from phasediag import saturation, tracking
+
+    values = {**config_values(args, RunConfig), **config_values(args, saturation.SaturationConfig)}
+    if args.seeds is not None:
+        values["seeds"] = args.seeds
+    config = saturation.SaturationConfig.from_strings(values)
+    if args.log:
+        tracking.check_reachable()
+    result = saturation.run_saturation(config, log=args.log, progress=print)
+    fit = result.curve[result.curve["in_fit"]]
+    print(f"saturation: c_crit={result.c_crit:.4g} from {len(fit)} values of c in [{fit['c'].min():.4g}, {fit['c'].max():.4g}]"
+          if len(fit) else "saturation: c_crit=nan (no value of c left to fit)")  # fmt: skip
+    if len(fit) and result.c_crit >= fit["c"].max():
+        print("note: c_crit is the last value of c fitted, an edge effect of the smoothing rather than a peak of chi'; "
+              "lower x_fit_max (the paper drops c > 3.5 for the uv model: --x_fit_max 1.8)")  # fmt: skip
+    print(f"{result.n_diverged} of {len(result.table)} runs diverged: NaN, left out of the mean; the fit stops below "
+          "the first c where any seed diverged" + (f" and at x <= {config.x_fit_max}" if config.x_fit_max is not None else ""))  # fmt: skip
+    print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
+    if result.run_id:
+        print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}; "
+              f"open with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")  # fmt: skip
+    return 0
+
+def _store_with_data() -> str:
+    """The analysis commands read an existing store: a missing SQLite file is an error, not a new empty store."""
+    from phasediag import tracking
+
+    uri = tracking.check_reachable()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).expanduser().is_file():
+        raise tracking.TrackingError(f"tracking store {uri!r} does not exist: run a sweep first, or set MLFLOW_TRACKING_URI")
+    return uri
+
+
+def _out(value: str | None) -> Path | None:
+    return None if value in (None, "", "auto") else Path(value)
+
+
+def _analysis_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", required=True, help="the MLflow experiment of the sweep")
+    parser.add_argument("--out", default=None, help="folder for the PNG and CSV files (default: out/<experiment>)")
+    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no analysis run")
+
+
+def _diagram_arguments(parser: argparse.ArgumentParser) -> None:
+    _analysis_arguments(parser)
+    parser.add_argument("--x", default="auto", help="width (y = 1/w, a panel per depth), depth (y = d, a panel per "
+                        "width) or auto (width when several widths exist)")  # fmt: skip
+
+
+@command("diagram", "phase diagram, relations and c_barrier of an experiment's searches (Figs. 3, 4, 6)", _diagram_arguments)
+def diagram_command(args: argparse.Namespace) -> int:
+    from phasediag import diagram
+
+    _store_with_data()
+    result = diagram.diagram(args.experiment, args.x, _out(args.out), args.log)
+    print(f"diagram {args.experiment}: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
+    if result.run_id:
+        print(f"logged as analysis run {result.run_id} in experiment {args.experiment!r}")
+    return 0
+
+
+def _trajectories_arguments(parser: argparse.ArgumentParser) -> None:
+    _analysis_arguments(parser)
+    parser.add_argument("--search", required=True, help="the search's parent run id or its study name")
+    parser.add_argument("--c", nargs="*", default=None, help="the c values to show (trained ones, or one quoted "
+                        "list; 'all': every run, at most 12 spread over c)")  # fmt: skip
+
+
+@command("trajectories", "loss and sharpness against step, interpolated loss, for one search (Figs. 1, 2)",
+         _trajectories_arguments)  # fmt: skip
+def trajectories_command(args: argparse.Namespace) -> int:
+    from phasediag import diagram
+
+    cs = None
+    items = [v for item in (args.c or []) for v in item.replace(",", " ").split()]
+    if items and items != ["all"]:
+        try:
+            cs = [float(v) for v in items]
+        except ValueError:
+            raise ConfigError(f"c={' '.join(items)!r} is not a list of numbers") from None
+    _store_with_data()
+    result = diagram.trajectories(args.experiment, args.search, cs, _out(args.out), args.log)
+    print(f"trajectories: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
+    if result.run_id:
+        print(f"logged as analysis run {result.run_id} in experiment {args.experiment!r}")
+    return 0
+
+
+def _claims_arguments(parser: argparse.ArgumentParser) -> None:
+    _analysis_arguments(parser)
+    parser.add_argument("--saturation_experiment", default=None, help="where to look for saturation runs (c_crit); "
+                        "default: the same experiment")  # fmt: skip
+
+
+@command("claims", "check the paper's claims on an experiment's own data (claims.md)", _claims_arguments)
+def claims_command(args: argparse.Namespace) -> int:
+    from phasediag import claims
+
+    _store_with_data()
+    table, markdown, result = claims.claims(args.experiment, _out(args.out), args.log, args.saturation_experiment)
+    print(markdown)
+    print(f"wrote {result.out}/claims.md and claims.csv" + (f"; logged as analysis run {result.run_id}" if result.run_id else ""))
     return 0
 
 

@@ -4,6 +4,7 @@ import copy
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -99,8 +100,12 @@ def train(
     sharpness: bool = True,
     sharpness_until: float | None = None,
     barrier: bool | None = None,
+    measure_at: Callable[[int], bool] | None = None,
 ) -> RunResult:
-    """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0, measuring on the measurement set."""
+    """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0, measuring on the measurement set.
+
+    `measure_at(t)`: the steps t >= 1 at which the sharpness is measured, instead of config.schedule.
+    """
     config = init.config
     eta = c / init.lambda0.value
     loss_fn = LOSSES[config.loss]
@@ -108,7 +113,7 @@ def train(
     steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
     measurements = Measurements(
         init.data.measurement_set, loss_fn, init.lambda0, sharpness=sharpness,
-        schedule=measure_schedule(config.schedule, steps_per_epoch), sharpness_until=sharpness_until,
+        schedule=measure_at or measure_schedule(config.schedule, steps_per_epoch), sharpness_until=sharpness_until,
         method="power" if config.sharpness_method == "power" else "lanczos", tol=config.sharpness_tol,
         hvp_mode=config.hvp_mode, seed=config.seed,
     )  # fmt: skip

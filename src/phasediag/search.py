@@ -149,7 +149,7 @@ def open_study(config: SearchConfig, name: str | None = None) -> optuna.Study:
         )  # fmt: skip
     except Exception as error:  # SQLAlchemy / driver errors vary by backend
         first_line = str(error).splitlines()[0][:200] if str(error) else ""
-        raise tracking.TrackingError(f"Optuna storage {config.storage_url!r} is unusable ({type(error).__name__}: {first_line})") from None
+        raise tracking.TrackingError(f"Optuna storage {tracking.redact(config.storage_url)!r} is unusable ({type(error).__name__}: {first_line})") from None
     return optuna.create_study(
         study_name=name or config.study_name, storage=storage, sampler=LedgerSampler(config), load_if_exists=True
     )
@@ -158,7 +158,7 @@ def open_study(config: SearchConfig, name: str | None = None) -> optuna.Study:
 def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
 
 
 @dataclass

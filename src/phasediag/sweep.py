@@ -144,16 +144,20 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
         tracking.log_text(run_id, spec.source, "sweep.yaml")
         bar = tqdm(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search")
 
+        shown = [None]
+
         def refresh() -> None:
             done, runs = progress(study)
-            if (done, runs) != (bar.n, bar.postfix):
-                bar.n, bar.postfix = done, runs
+            if shown[0] != (done, runs):
+                shown[0] = (done, runs)
+                bar.n = done
                 bar.set_postfix(runs=runs)
 
         refresh()
+        workers = min(workers, len(spec.points) - bar.n)  # a finished sweep starts no worker at all
         if workers == 1:
             work(spec, on_done=refresh)
-        else:
+        elif workers > 1:
             threads = max(1, (os.cpu_count() or 1) // workers)
             context = multiprocessing.get_context("spawn")
             processes = [context.Process(target=_worker_process, args=(spec, threads)) for _ in range(workers)]

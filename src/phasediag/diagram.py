@@ -1,0 +1,278 @@
+"""Phase diagrams (Figs. 3, 4, 6), the barrier against 1/w or d, and training trajectories (Figs. 1, 2) from the
+tracking store. Tables here (pandas), figures in plots, MLflow only through tracking.
+
+    constants = finished_searches("demo")          # one row per (config, seed): c_loss, c_sharp, c_max, c_barrier
+    summary, fits = summarize(constants, "width")   # per (d, w): mean, q25, q75, n; quadratic fits in 1/w per depth
+    diagram("demo")                                 # the above, as PNG + CSV in out/demo and one analysis run
+"""
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from phasediag import critical, tracking
+from phasediag.config import ConfigError
+
+CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
+PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
+X_CHOICES = ("auto", "width", "depth")
+Y_COLUMN = {"width": "inv_width", "depth": "depth"}  # the vertical axis of a phase diagram: 1/w or d
+# Columns of tracking.searches() that are not parameters of the search (so never a grouping key).
+NOT_PARAMS = {"run_id", "study", "status", "run_name", "start_time", "end_time", "non_monotone_questions", "seed",
+              "experiment", *tracking.SEARCH_METRICS}  # fmt: skip
+ANALYSIS_KIND = "analysis"
+MAX_TRAJECTORIES = 12  # lines per panel when no c is chosen
+
+
+def default_out(experiment: str) -> Path:
+    return Path("out") / experiment
+
+
+def _no_searches(experiment: str, found: pd.DataFrame) -> tracking.TrackingError:
+    uri = tracking.tracking_uri()
+    if tracking.experiment_id(experiment, create=False) is None:
+        return tracking.TrackingError(f"experiment {experiment!r} does not exist in {uri}: run `phasediag sweep SPEC` "
+                                      "first, or check MLFLOW_TRACKING_URI and the name")  # fmt: skip
+    states = ", ".join(f"{n} {s}" for s, n in found["status"].value_counts().items()) if len(found) else "none at all"
+    return tracking.TrackingError(f"experiment {experiment!r} in {uri} has no finished searches ({states}): "
+                                  "run or resume its sweep first")  # fmt: skip
+
+
+def finished_searches(experiment: str) -> pd.DataFrame:
+    """One row per finished search of the experiment (tracking.searches), with a y column 'inv_width' = 1/w.
+    Raises TrackingError (one line) when there is none."""
+    found = tracking.searches(experiment)
+    done = found[found["status"] == "FINISHED"].reset_index(drop=True)
+    if done.empty or not {"depth", "width"} <= set(done.columns):
+        raise _no_searches(experiment, found)
+    done["inv_width"] = 1.0 / done["width"].astype(float)
+    return done
+
+
+def choose_x(constants: pd.DataFrame, x: str = "auto") -> str:
+    """'width' (y = 1/w) or 'depth' (y = d). auto: width if several widths exist, else depth if several depths."""
+    if x not in X_CHOICES:
+        raise ConfigError(f"x={x!r} is not allowed: use one of {', '.join(X_CHOICES)}")
+    if x != "auto":
+        return x
+    if constants["width"].nunique() > 1 or constants["depth"].nunique() <= 1:
+        return "width"
+    return "depth"
+
+
+def varying_keys(constants: pd.DataFrame) -> list[str]:
+    """Parameters that differ between searches (besides the seed): each value is its own curve or panel."""
+    params = [c for c in constants.columns if c not in NOT_PARAMS and c != "inv_width"]
+    return [c for c in params if c not in ("depth", "width") and constants[c].nunique(dropna=False) > 1]
+
+
+def group_keys(constants: pd.DataFrame, x: str) -> tuple[list[str], list[str]]:
+    """(keys of one point = one (d, w, ...) averaged over seeds, keys of one panel = the keys besides x)."""
+    other = "depth" if x == "width" else "width"
+    panel = [other, *varying_keys(constants)]
+    return [*panel, x], panel
+
+
+def _fill_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """NaN is a value of a parameter here (e.g. output_sigma=None): groupby would drop it."""
+    frame = frame.copy()
+    for key in keys:
+        if frame[key].isna().any():
+            frame[key] = frame[key].astype(object).where(frame[key].notna(), "none")
+    return frame
+
+
+def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, fits). summary: one row per point: keys, y (inv_width or depth), and per constant the mean, q25,
+    q75 and n over seeds (critical.aggregate). fits: per panel and constant the quadratic c = a0 + a1 y + a2 y^2
+    (critical.polyfit_curve; lower degree with fewer points), with the number of points it was fitted to."""
+    keys, panel = group_keys(constants, x)
+    constants = _fill_keys(constants, keys)
+    summary = critical.aggregate(constants, keys, list(CONSTANTS))
+    stats = [f"{c}_{s}" for c in CONSTANTS for s in ("mean", "q25", "q75", "n")]
+    summary = summary[[*keys, *stats]]
+    summary.insert(len(keys), "inv_width", 1.0 / summary["width"].astype(float))
+    y = Y_COLUMN[x]
+    summary = summary.sort_values([*panel, y]).reset_index(drop=True)
+    rows = []
+    for values, points in summary.groupby(panel, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        for name in CONSTANTS:
+            means = points[f"{name}_mean"].to_numpy(float)
+            n_points = int(np.isfinite(means).sum())
+            coef = [math.nan] * 3
+            if n_points:
+                fitted = [float(c) for c in critical.polyfit_curve(points[y].to_numpy(float), means).coeffs[::-1]]
+                coef = (fitted + [0.0, 0.0])[:3]  # a0, a1, a2 (fewer points: a lower degree)
+            rows.append({**dict(zip(panel, values)), "constant": name, "y": y, "a0": coef[0], "a1": coef[1],
+                         "a2": coef[2], "n_points": n_points})  # fmt: skip
+    return summary, pd.DataFrame(rows)
+
+
+def fit_values(fits: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    """The fitted curve (one row of `fits`) at y."""
+    a0, a1, a2 = (float(fits[k]) for k in ("a0", "a1", "a2"))
+    return a0 + a1 * y + a2 * y**2
+
+
+def panel_title(keys: list[str], values: tuple) -> str:
+    short = {"depth": "d", "width": "w"}
+    return ", ".join(f"{short.get(k, k)} = {v}" for k, v in zip(keys, values))
+
+
+def describe(constants: pd.DataFrame) -> str:
+    """A one-line description of what is fixed in the experiment (for figure titles)."""
+    fixed = []
+    for key in ("arch", "param", "dataset", "loss", "output", "batch_size", "steps"):
+        if key in constants and constants[key].nunique(dropna=False) == 1:
+            value = constants[key].iloc[0]
+            if key == "batch_size":
+                value = "full (GD)" if value == 0 else value
+            fixed.append(f"{key}={value}")
+    return ", ".join(fixed)
+
+
+@dataclass
+class Output:
+    run_id: str | None
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def log_analysis(experiment: str, analysis: str, params: dict[str, Any], metrics: dict[str, float], files: list[Path]) -> str:
+    """One run (tag phasediag.kind=analysis) holding exactly these files as artifacts."""
+    with tempfile.TemporaryDirectory() as folder:
+        for path in files:
+            shutil.copy(path, Path(folder) / Path(path).name)
+        return tracking.log_artifact_run(experiment, ANALYSIS_KIND, {"analysis": analysis, **params}, metrics, folder)
+
+
+def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log: bool = True) -> Output:
+    """Phase diagram, relations between the constants and c_barrier against 1/w (or d): PNG + CSV in `out`
+    (default out/<experiment>), and one analysis run holding them."""
+    from phasediag import plots
+
+    constants = finished_searches(experiment)
+    x = choose_x(constants, x)
+    out = Path(out) if out else default_out(experiment)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, fits = summarize(constants, x)
+    keys, panel = group_keys(constants, x)
+    columns = ["run_id", "study", *keys, "seed", "inv_width", "lambda0", *CONSTANTS, "n_runs", "non_monotone"]
+    per_seed = _fill_keys(constants, keys)[[c for c in dict.fromkeys(columns) if c in constants]]
+    per_seed = per_seed.sort_values([*keys, "seed"]).reset_index(drop=True)
+    title = f"{experiment}: {describe(constants)}"
+    tables = {
+        f"phase_diagram_{x}": summary,
+        f"phase_diagram_{x}_fits": fits,
+        f"relations_{x}": per_seed,
+        f"barrier_{x}": summary[[*keys, "inv_width", *(f"{c}_{s}" for c in ("c_loss", "c_sharp", "c_barrier")
+                                                       for s in ("mean", "q25", "q75", "n"))]],
+    }  # fmt: skip
+    files = []
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+        files.append(out / f"{name}.csv")
+    files += [
+        plots.phase_diagram(summary, fits, x, panel, out / f"phase_diagram_{x}.png", title),
+        plots.relations(per_seed, x, panel, out / f"relations_{x}.png", title),
+        plots.barrier(summary, fits, x, panel, out / f"barrier_{x}.png", title),
+    ]
+    run_id = None
+    if log:
+        params = {"experiment": experiment, "x": x, "out": str(out), "searches": len(constants), "points": len(summary)}
+        metrics = {"searches": len(constants), "points": len(summary)}
+        run_id = log_analysis(experiment, "diagram", params, metrics, files)
+    return Output(run_id, out, files, tables)
+
+
+# --- trajectories (Figs. 1, 2) -----------------------------------------------------------------------------------
+
+
+def find_search(experiment: str, search: str) -> pd.Series:
+    """A search of the experiment by its parent run id or its study name."""
+    found = tracking.searches(experiment)
+    match = found[(found["run_id"] == search) | (found["study"] == search)]
+    if match.empty:
+        if found.empty:
+            raise _no_searches(experiment, found)
+        names = ", ".join(found["study"].head(5)) + (", ..." if len(found) > 5 else "")
+        raise ConfigError(f"search={search!r} is neither the run id nor the study name of a search in experiment "
+                          f"{experiment!r} (studies: {names})")  # fmt: skip
+    return match.iloc[0]
+
+
+def choose_runs(children: pd.DataFrame, parent: pd.Series, cs: list[float] | None) -> pd.DataFrame:
+    """The children at the chosen c (each within half a grid step), or an even spread including the constants."""
+    children = children.sort_values("x").reset_index(drop=True)
+    resolution = float(parent.get("resolution", 0.1) or 0.1)
+    if cs:
+        picked = []
+        for c in cs:
+            if not (c > 0 and math.isfinite(c)):
+                raise ConfigError(f"c={c!r} is not allowed: it must be a finite number > 0")
+            distance = (children["x"] - math.log2(c)).abs()
+            if distance.min() > resolution / 2 + 1e-9:
+                trained = ", ".join(f"{v:.3g}" for v in children["c"])
+                raise ConfigError(f"c={c:g} was not trained in search {parent['study']!r}; trained c: {trained}")
+            picked.append(int(distance.idxmin()))
+        return children.loc[list(dict.fromkeys(picked))].sort_values("x").reset_index(drop=True)
+    if len(children) <= MAX_TRAJECTORIES:
+        return children
+    must = set()
+    for name in PHASE_CONSTANTS:
+        value = parent.get(name)
+        if value is not None and np.isfinite(value):
+            must.add(int((children["x"] - math.log2(value)).abs().idxmin()))
+    spread = np.linspace(0, len(children) - 1, MAX_TRAJECTORIES - len(must)).round().astype(int)
+    return children.loc[sorted(must | set(spread.tolist()))].reset_index(drop=True)
+
+
+def trajectory_table(experiment: str, search: str, cs: list[float] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """(the search's row, one row per (run, step): loss, sharpness, ... with c, eta, 2/eta; interpolated loss
+    (run_id, c, s, loss) of the chosen runs whose barrier was measured)."""
+    parent = find_search(experiment, search)
+    children = tracking.runs(experiment, parent_run_id=parent["run_id"])
+    if children.empty:
+        raise tracking.TrackingError(f"search {parent['study']!r} has no trained runs yet")
+    chosen = choose_runs(children, parent, cs)
+    long = tracking.histories(chosen["run_id"], tracking.HISTORY_METRICS)
+    wide = long.pivot_table(index=["run_id", "step"], columns="metric", values="value", aggfunc="last").reset_index()
+    wide.columns.name = None
+    info = chosen[["run_id", "c", "x", "eta", "diverged"]].assign(two_over_eta=2.0 / chosen["eta"])
+    table = info.merge(wide, on="run_id").sort_values(["x", "step"]).reset_index(drop=True)
+    for name in tracking.HISTORY_METRICS:
+        if name not in table:
+            table[name] = np.nan
+    measured = chosen[chosen["barrier"].notna()] if "barrier" in chosen else chosen.iloc[:0]
+    curves = tracking.interpolations(measured["run_id"])
+    curves = chosen[["run_id", "c"]].merge(curves, on="run_id").sort_values(["c", "s"]).reset_index(drop=True)
+    return parent, table, curves
+
+
+def trajectories(experiment: str, search: str, cs: list[float] | None = None, out: Path | str | None = None,
+                 log: bool = True) -> Output:  # fmt: skip
+    """Loss and sharpness against step (2/eta dashed) and interpolated loss against s, for one search."""
+    from phasediag import plots
+
+    parent, table, curves = trajectory_table(experiment, search, cs)
+    out = Path(out) if out else default_out(experiment)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"trajectories_{parent['study']}"
+    table.to_csv(out / f"{stem}.csv", index=False)
+    curves.to_csv(out / f"interpolation_{parent['study']}.csv", index=False)
+    figure = plots.trajectories(table, curves, parent, out / f"{stem}.png")
+    files = [out / f"{stem}.csv", out / f"interpolation_{parent['study']}.csv", figure]
+    run_id = None
+    if log:
+        params = {"experiment": experiment, "search": parent["run_id"], "study": parent["study"],
+                  "c": " ".join(f"{c:.4g}" for c in table["c"].unique()), "out": str(out)}  # fmt: skip
+        run_id = log_analysis(experiment, "trajectories", params, {"runs": float(table["run_id"].nunique())}, files)
+    return Output(run_id, out, files, {"trajectories": table, "interpolation": curves})

@@ -1,0 +1,323 @@
+"""Figures of the phase diagram (Figs. 3, 4, 6 and c_barrier) and of training trajectories (Figs. 1, 2), from the
+tables of diagram. matplotlib, Agg backend; every function writes one PNG and returns its path."""
+
+import math
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+
+REGIONS = (  # (label, colour) from left to right of a phase diagram, as in Fig. 3
+    ("sharpness reduction", "#d9e8f5"),
+    ("loss catapult", "#fde0c5"),
+    ("loss-sharpness catapult", "#f7c6c7"),
+    ("divergent", "#dddddd"),
+)
+STYLE = {  # marker, colour, label of each constant
+    "c_loss": ("o", "tab:blue", r"$\langle c_{loss} \rangle$"),
+    "c_sharp": ("s", "tab:red", r"$\langle c_{sharp} \rangle$"),
+    "c_max": ("^", "black", r"$\langle c_{max} \rangle$"),
+    "c_barrier": ("D", "tab:green", r"$\langle c_{barrier} \rangle$"),
+}
+Y_LABEL = {"width": "$1/w$", "depth": "depth $d$"}
+Y_COLUMN = {"width": "inv_width", "depth": "depth"}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _suptitle(fig: plt.Figure, text: str, fontsize: float = 10) -> None:
+    """A figure title wrapped to the figure's width (long experiment descriptions on one-panel figures)."""
+    chars = int(fig.get_figwidth() * 15)
+    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in text.split("\n")), fontsize=fontsize)
+
+
+def _integer_ticks(axis, values) -> None:
+    """Depth axes: ticks at the depths measured."""
+    axis.set_major_locator(FixedLocator(sorted(set(int(v) for v in values))))
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def _power_of_two(value: float, _position=None) -> str:
+    exponent = math.log2(value) if value > 0 else float("nan")
+    if not math.isfinite(exponent):
+        return ""
+    if abs(exponent - round(exponent)) < 1e-6:
+        return f"$2^{{{int(round(exponent))}}}$"
+    return f"$2^{{{exponent:.1f}}}$"
+
+
+def log2_axis(axis, low: float, high: float) -> None:
+    """Ticks of a log2 axis (already log-scaled) from low to high: 2^0, 2^1, ... (half powers too when the range is under 2 octaves)."""
+    octaves = math.log2(high / low)
+    subs = (1.0, 2**0.5) if octaves < 2 else (1.0,)
+    axis.set_major_locator(LogLocator(base=2, subs=subs, numticks=30))
+    axis.set_major_formatter(FuncFormatter(_power_of_two))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _c_axis(ax: plt.Axes, which: str, low: float, high: float) -> None:
+    if which == "x":
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(low, high)
+        log2_axis(ax.xaxis, low, high)
+    else:
+        ax.set_yscale("log", base=2)
+        ax.set_ylim(low, high)
+        log2_axis(ax.yaxis, low, high)
+
+
+def _c_range(tables: list[pd.DataFrame], columns: list[str], pad: float = 1.25) -> tuple[float, float]:
+    """Limits around every finite value of the columns and c = 2."""
+    values = [2.0]
+    for table in tables:
+        for column in columns:
+            if column in table:
+                values += [v for v in table[column].to_numpy(float) if np.isfinite(v) and v > 0]
+    return min(values) / pad, max(values) * pad
+
+
+def _y_dense(y: np.ndarray, x: str) -> np.ndarray:
+    """Where the fitted curves are drawn: 1/w from 0 (w -> infinity) to past the narrowest; d around the data."""
+    if x == "width":
+        return np.linspace(0.0, 1.08 * float(np.max(y)), 200)
+    low, high = float(np.min(y)), float(np.max(y))
+    pad = 0.08 * (high - low) if high > low else 0.5
+    return np.linspace(low - pad, high + pad, 200)
+
+
+def _panels(summary: pd.DataFrame, panel: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    if not panel:
+        return [((), summary)]
+    return [((k if isinstance(k, tuple) else (k,)), rows) for k, rows in summary.groupby(panel, sort=True)]
+
+
+def _fit_of(fits: pd.DataFrame, panel: list[str], values: tuple, name: str):
+    rows = fits[fits["constant"] == name]
+    for key, value in zip(panel, values):
+        rows = rows[rows[key] == value]
+    if rows.empty or int(rows["n_points"].iloc[0]) == 0:
+        return None
+    a0, a1, a2 = (float(rows[k].iloc[0]) for k in ("a0", "a1", "a2"))
+    return lambda y: a0 + a1 * y + a2 * y**2
+
+
+def _title(panel: list[str], values: tuple) -> str:
+    short = {"depth": "d", "width": "w"}
+    return ", ".join(f"{short.get(k, k)} = {v}" for k, v in zip(panel, values))
+
+
+def _grid(n: int, width: float = 4.6, height: float = 3.8) -> tuple[plt.Figure, np.ndarray]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:n]
+
+
+def _label_widths(ax: plt.Axes, widths: np.ndarray, top: float) -> None:
+    """Right-hand ticks naming the widths at their 1/w (skipping labels that would overlap)."""
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    ticks, labels, last = [], [], -np.inf
+    for w in sorted(set(int(v) for v in widths), reverse=True):
+        if 1.0 / w - last > 0.045 * top:
+            ticks.append(1.0 / w)
+            labels.append(str(w))
+            last = 1.0 / w
+    right.set_yticks(ticks)
+    right.set_yticklabels(labels, fontsize=7)
+    right.set_ylabel("$w$", fontsize=8)
+
+
+def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
+    """Fig. 3: c (log2) against 1/w (or d): means with 25-75% bars, quadratic fits, the four phases filled between
+    the fitted curves, c = 2 dashed; one panel per value of the other variable (and of any other varied parameter)."""
+    y_column = Y_COLUMN[x]
+    left, right = _c_range([summary], [f"{c}_{s}" for c in ("c_loss", "c_sharp", "c_max") for s in ("q25", "q75", "mean")])
+    groups = _panels(summary, panel)
+    fig, axes = _grid(len(groups))
+    for ax, (values, rows) in zip(axes, groups):
+        y = rows[y_column].to_numpy(float)
+        dense = _y_dense(y, x)
+        curves = {}
+        for name in ("c_loss", "c_sharp", "c_max"):
+            fit = _fit_of(fits, panel, values, name)
+            if fit is not None:
+                curves[name] = np.clip(fit(dense), left, right)
+        c_max = curves.get("c_max", np.full_like(dense, right))
+        loss = np.minimum(curves.get("c_loss", c_max), c_max)
+        sharp = np.clip(curves.get("c_sharp", c_max), loss, c_max)
+        edges = [np.full_like(dense, left), loss, sharp, c_max, np.full_like(dense, right)]
+        for (label, colour), x0, x1 in zip(REGIONS, edges[:-1], edges[1:]):
+            ax.fill_betweenx(dense, x0, np.maximum(x0, x1), color=colour, lw=0, zorder=0)
+        for name in ("c_loss", "c_sharp", "c_max"):
+            marker, colour, _ = STYLE[name]
+            ax.hlines(y, rows[f"{name}_q25"], rows[f"{name}_q75"], color=colour, lw=1.3, zorder=2)
+            ax.plot(rows[f"{name}_mean"], y, marker, color=colour, ms=5, zorder=3, mec="white", mew=0.5)
+            if name in curves:
+                ax.plot(curves[name], dense, "-", color=colour, lw=1.2, zorder=2)
+        ax.axvline(2.0, color="0.3", ls="--", lw=1, zorder=1)
+        _c_axis(ax, "x", left, right)
+        ax.set_ylim(dense[0], dense[-1])
+        ax.set_xlabel(r"learning rate constant $c$, $\eta = c/\lambda_0^H$")
+        ax.set_ylabel(Y_LABEL[x])
+        ax.set_title(_title(panel, values), fontsize=10)
+        if x == "width":
+            _label_widths(ax, rows["width"].to_numpy(), dense[-1])
+        else:
+            _integer_ticks(ax.yaxis, y)
+    handles = [Line2D([], [], marker=m, color=c, ls="-", ms=5, label=lab) for m, c, lab in
+               (STYLE[n] for n in ("c_loss", "c_sharp", "c_max"))]  # fmt: skip
+    handles += [Patch(color=colour, label=label) for label, colour in REGIONS]
+    handles.append(Line2D([], [], color="0.3", ls="--", label="$c = 2$"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.06 / max(1, len(axes) // 3)))  # fmt: skip
+    n = int(summary["c_loss_n"].max()) if len(summary) else 0
+    _suptitle(fig, f"Phase diagram of early training — {title}\nmean over up to {n} seeds, bars: 25–75% quantiles, "
+              "lines: quadratic fits")  # fmt: skip
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, path)
+
+
+def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
+    """Fig. 4: per seed, c_sharp against c_loss and c_max against c_sharp, with y = x; colour = width (or depth),
+    marker = the other variable (and any other varied parameter)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    low, high = _c_range([per_seed], ["c_loss", "c_sharp", "c_max"], pad=1.15)
+    colour_values = sorted(per_seed[x].unique())
+    cmap = plt.get_cmap("viridis")
+    colours = {v: cmap(0.9 * i / max(len(colour_values) - 1, 1)) for i, v in enumerate(colour_values)}
+    marker_groups = list(per_seed.groupby(panel, sort=True)) if panel else [((), per_seed)]
+    markers = {(k if isinstance(k, tuple) else (k,)): MARKERS[i % len(MARKERS)] for i, (k, _) in enumerate(marker_groups)}
+    pairs = (("c_loss", "c_sharp"), ("c_sharp", "c_max"))
+    for ax, (cx, cy), letter in zip(axes, pairs, "ab"):
+        for key, rows in marker_groups:
+            key = key if isinstance(key, tuple) else (key,)
+            for value, points in rows.groupby(x):
+                ax.scatter(points[cx], points[cy], marker=markers[key], color=colours[value], s=28, alpha=0.75,
+                           edgecolors="black", linewidths=0.4, zorder=3)  # fmt: skip
+        ax.plot([low, high], [low, high], "k--", lw=1, zorder=1)
+        _c_axis(ax, "x", low, high)
+        _c_axis(ax, "y", low, high)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"$c_{{{cx[2:]}}}$")
+        ax.set_ylabel(f"$c_{{{cy[2:]}}}$")
+        shown = int((per_seed[cx].notna() & per_seed[cy].notna()).sum())
+        ax.set_title(f"({letter}) $c_{{{cy[2:]}}}$ vs $c_{{{cx[2:]}}}$ ({shown} of {len(per_seed)} seeds)", fontsize=10)
+        ax.grid(alpha=0.25, which="major")
+    symbol = "w" if x == "width" else "d"
+    handles = [Line2D([], [], marker="o", ls="", color=colours[v], mec="black", mew=0.4, label=f"{symbol} = {v}")
+               for v in colour_values]  # fmt: skip
+    if len(markers) > 1:
+        handles += [Line2D([], [], marker=m, ls="", color="0.5", mec="black", mew=0.4, label=_title(panel, k))
+                    for k, m in markers.items()]  # fmt: skip
+    handles.append(Line2D([], [], color="black", ls="--", label="$y = x$"))
+    axes[1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    _suptitle(fig, f"Relations between the critical constants, one point per seed — {title}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
+    """<c_barrier> with <c_loss> and <c_sharp> against 1/w (or d): means with 25-75% bars, quadratic fits, c = 2."""
+    y_column = Y_COLUMN[x]
+    names = ("c_loss", "c_sharp", "c_barrier")
+    low, high = _c_range([summary], [f"{c}_{s}" for c in names for s in ("q25", "q75", "mean")])
+    groups = _panels(summary, panel)
+    fig, axes = _grid(len(groups))
+    for ax, (values, rows) in zip(axes, groups):
+        y = rows[y_column].to_numpy(float)
+        dense = _y_dense(y, x)
+        for name in names:
+            marker, colour, label = STYLE[name]
+            ax.vlines(y, rows[f"{name}_q25"], rows[f"{name}_q75"], color=colour, lw=1.3, zorder=2)
+            ax.plot(y, rows[f"{name}_mean"], marker, color=colour, ms=5, mec="white", mew=0.5, zorder=3, label=label)
+            fit = _fit_of(fits, panel, values, name)
+            if fit is not None:
+                ax.plot(dense, np.clip(fit(dense), low, high), "-", color=colour, lw=1.1, zorder=2)
+        if rows["c_barrier_n"].sum() == 0:
+            ax.text(0.5, 0.5, "no $c_{barrier}$ measured\n(searches without barrier=true)", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9, color="0.4")  # fmt: skip
+        ax.axhline(2.0, color="0.3", ls="--", lw=1, zorder=1, label="$c = 2$")
+        _c_axis(ax, "y", low, high)
+        ax.set_xlim(dense[0], dense[-1])
+        if x == "depth":
+            _integer_ticks(ax.xaxis, y)
+        ax.set_xlabel(Y_LABEL[x])
+        ax.set_ylabel("$c$")
+        ax.set_title(_title(panel, values), fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+    _suptitle(fig, f"Loss barrier on the linear path $\\theta_0\\to\\theta_{{T_1}}$ — {title}\nmean over seeds, "
+              "bars: 25–75% quantiles, lines: quadratic fits")  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _c_colours(cs: np.ndarray) -> dict[float, tuple]:
+    cs = sorted(set(float(c) for c in cs))
+    cmap = plt.get_cmap("plasma")
+    if len(cs) == 1:
+        return {cs[0]: cmap(0.2)}
+    low, high = math.log2(cs[0]), math.log2(cs[-1])
+    return {c: cmap(0.85 * (math.log2(c) - low) / (high - low)) for c in cs}
+
+
+def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, path: Path) -> Path:
+    """Fig. 2: (a) loss and (b) sharpness against step t, one line per c, 2/eta dashed in (b); (c) interpolated loss
+    L((1-s) theta_0 + s theta_T) against s."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    colours = _c_colours(table["c"].unique())
+    for (c, diverged), rows in table.groupby(["c", "diverged"], sort=True):
+        colour = colours[float(c)]
+        label = f"c = {c:.3g}" + (" (diverged)" if diverged else "")
+        loss = rows.dropna(subset=["loss"])
+        axes[0].plot(loss["step"], loss["loss"], "o-", ms=2.5, lw=1.2, color=colour, label=label)
+        sharp = rows.dropna(subset=["sharpness"])
+        if len(sharp):
+            axes[1].plot(sharp["step"], sharp["sharpness"], "o-", ms=2.5, lw=1.2, color=colour, label=label)
+        axes[1].axhline(float(rows["two_over_eta"].iloc[0]), color=colour, ls="--", lw=0.9)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel(r"training loss $\mathcal{L}_t$")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel(r"sharpness $\lambda^H_t$ (dashed: $2/\eta$)")
+    for ax, title in zip(axes[:2], ("(a) training loss", "(b) sharpness")):
+        ax.set_xlabel("step $t$")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.25)
+    axes[0].legend(fontsize=7.5, ncol=2 if table["c"].nunique() > 6 else 1)
+    ax = axes[2]
+    if curves.empty:
+        ax.text(0.5, 0.5, "no interpolation measured for these c\n(the barrier is measured only where the search\n"
+                "needed it, or with barrier=true)", transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                color="0.4")  # fmt: skip
+    else:
+        for c, rows in curves.groupby("c", sort=True):
+            ax.plot(rows["s"], rows["loss"], "-", lw=1.4, color=colours.get(float(c), "0.5"), label=f"c = {c:.3g}")
+        ratio = curves["loss"].max() / max(curves["loss"].min(), 1e-300)
+        if ratio > 30:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7.5)
+    ax.set_xlabel("interpolation $s$")
+    ax.set_ylabel(r"$\mathcal{L}[(1-s)\,\theta_0 + s\,\theta_{T_1}]$")
+    ax.set_title("(c) interpolated loss", fontsize=10)
+    ax.grid(alpha=0.25)
+    constants = "  ".join(f"$c_{{{n[2:]}}}$ = {parent[n]:.3g}" for n in ("c_loss", "c_sharp", "c_max", "c_barrier")
+                          if n in parent and np.isfinite(parent[n]))  # fmt: skip
+    who = ", ".join(f"{k} = {parent[k]}" for k in ("arch", "depth", "width", "seed", "dataset", "loss") if k in parent)
+    fig.suptitle(f"Early training of {who}, $\\eta = c/\\lambda_0^H$, $\\lambda_0^H$ = {parent['lambda0']:.4g}\n"
+                 f"{constants}", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,57 @@
+"""Fig. 5 of the paper: the intermediate saturation regime. matplotlib, Agg backend.
+
+(Kept apart from plots.py, which another part of the project writes; move it there when both exist.)
+"""
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", table: pd.DataFrame | None = None) -> Path:
+    """Three panels against c (log2 axis): (a) <lambda_tau / lambda_0> with a std band (and each seed, faint; points
+    left out of the fit hollow), (b) chi_tau, (c) chi'_tau; a solid line at c_crit and a dashed one at c = 2.
+
+    `curve`: the columns of saturation.curve (c, mean, std, in_fit, chi, chi_prime); `table`: per (seed, c) rows.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    c = curve["c"].to_numpy(float)
+    mean, std = curve["mean"].to_numpy(float), curve["std"].to_numpy(float)
+    fit = curve["in_fit"].to_numpy(bool)
+    ax = axes[0]
+    if table is not None:
+        for seed, rows in table.groupby("seed"):
+            ax.plot(rows["c"], rows["ratio"], color="grey", lw=0.6, alpha=0.5)
+    ax.fill_between(c, mean - std, mean + std, color="tab:blue", alpha=0.2, lw=0, label="$\\pm$ std over seeds")
+    ax.plot(c, mean, "-", color="tab:blue", lw=1)
+    ax.plot(c[fit], mean[fit], "o", ms=3.5, color="tab:blue", label="mean (used for $\\chi$)")
+    if (~fit).any():
+        ax.plot(c[~fit], mean[~fit], "o", ms=3.5, mfc="none", color="tab:blue", label="mean (left out)")
+    axes[1].plot(c[fit], curve["chi"].to_numpy(float)[fit], "o-", ms=3, color="tab:green")
+    axes[2].plot(c[fit], curve["chi_prime"].to_numpy(float)[fit], "o-", ms=3, color="tab:purple")
+    labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$", "$\\chi_\\tau$", "$\\chi'_\\tau$")
+    for ax, label, letter in zip(axes, labels, "abc"):
+        ax.axvline(2.0, color="grey", ls="--", lw=1, label="$c = 2$")
+        if math.isfinite(c_crit):
+            ax.axvline(c_crit, color="tab:red", lw=1.2, label=f"$c_{{crit}}$ = {c_crit:.3g}")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlim(0.9 * np.nanmin(c), 1.1 * np.nanmax(c))
+        ax.set_xlabel("$c$ (log scale)")
+        ax.set_ylabel(label)
+        ax.set_title(f"({letter})", fontsize=10)
+    axes[1].axhline(0.0, color="black", lw=0.5)
+    axes[2].axhline(0.0, color="black", lw=0.5)
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    fig.suptitle(title or "intermediate saturation: $c_{crit}$ = argmax $\\chi'_\\tau$")
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,157 @@
+"""Real services for end-to-end tests: a private PostgreSQL cluster and an `mlflow server`, both on 127.0.0.1 only.
+
+    postgres_cluster  (session)  a throwaway cluster: initdb in a temp dir, trust auth, a free port
+    postgres_url      (function) a fresh, empty database in it: postgresql+psycopg2://postgres@127.0.0.1:PORT/DB
+    mlflow_server     (function) `mlflow server` on a free port with a private SQLite backend; returns its http URL
+    free_port()                  a port nothing listens on (bound, then released)
+
+Missing PostgreSQL binaries fail the test with a hint to run `make services` under CI (CI=true), else skip it.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path(os.environ.get("PHASEDIAG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT = 60  # seconds, for either server to answer
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _missing(what: str) -> None:
+    message = f"{what} not found: run `make services` (it installs PostgreSQL) to run the service tests"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the `postgres` user then."""
+    if os.geteuid() != 0:
+        return argv
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        pytest.fail("running as root without `runuser`: cannot start PostgreSQL as the postgres user", pytrace=False)
+    return [runuser, "-u", "postgres", "--", *argv]
+
+
+def _run(argv: list[str], timeout: float, what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(f"{what} failed (exit {result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """(host, port) of a private PostgreSQL cluster, stopped and deleted at the end of the session."""
+    for tool in ("initdb", "pg_ctl"):
+        if not (PG_BIN / tool).is_file():
+            _missing(f"PostgreSQL's {tool} ({PG_BIN / tool})")
+    folder = Path(tempfile.mkdtemp(prefix="phasediag-pg-"))
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+    data = folder / "data"
+    port = free_port()
+    started = False
+    try:
+        _run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8",
+                           "--no-sync"]), 120, "initdb")  # fmt: skip
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        _run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
+                           "-t", str(START_TIMEOUT), "start", "-w"]), START_TIMEOUT + 10, "pg_ctl start")  # fmt: skip
+        started = True
+        yield "127.0.0.1", port
+    finally:
+        if started:
+            subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", "-t", "30"]),
+                           capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A fresh database of its own in the session's cluster."""
+    import psycopg2
+
+    host, port = postgres_cluster
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    connection = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres", connect_timeout=10)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return f"postgresql+psycopg2://postgres@{host}:{port}/{name}"
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"mlflow server exited with {process.returncode}: {log.read_text()[-2000:]}", pytrace=False)
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow server at {url} did not answer /health within {timeout:.0f} s: {log.read_text()[-2000:]}", pytrace=False)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture
+def mlflow_server(tmp_path_factory) -> str:
+    """`mlflow server` on 127.0.0.1 with a private SQLite backend and artifact folder; yields http://127.0.0.1:PORT."""
+    mlflow = VENV_BIN / "mlflow"
+    if not mlflow.is_file():
+        pytest.fail(f"{mlflow} not found: run `make setup`", pytrace=False)
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_RUN_ID", None)
+    argv = [str(mlflow), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        _wait_healthy(url, process, log, START_TIMEOUT)
+        yield url
+    finally:
+        _stop(process)
