@@ -36,7 +36,7 @@ def thresholds(depth: int, width: int, seed: int) -> dict[str, int]:
     return {"loss": loss, "sharp": loss + 3, "barrier": loss + 4, "max": loss + 8}
 
 
-def log_fake_search(experiment: str, depth: int, width: int, seed: int, finish: bool = True) -> tuple[str, list[str]]:
+def log_fake_search(experiment: str, depth: int, width: int, seed: int, finish: bool = True, kids: bool = True) -> tuple[str, list[str]]:
     """A bisection-like search: children just below and at each threshold; the parent holds the constants the
     search would have found. Returns (parent run id, child run ids)."""
     th = thresholds(depth, width, seed)
@@ -47,6 +47,7 @@ def log_fake_search(experiment: str, depth: int, width: int, seed: int, finish: 
     parent = tracking.start_run(experiment, "search", params, run_name=study, tags={tracking.SEARCH_TAG: study})
     lambda0 = 1.0 + 0.1 * seed + 0.01 * depth
     points = sorted({th["loss"] - 1, th["loss"], th["sharp"] - 1, th["sharp"], th["barrier"], th["max"] - 1, th["max"]})
+    points = points if kids else []
     children = []
     for k in points:
         c = 2.0 ** x_of(k)
@@ -94,10 +95,10 @@ def build_fake_store(experiment: str = FAKE) -> dict:
                 parent, children = log_fake_search(experiment, depth, width, seed)
                 made["parents"][(depth, width, seed)] = parent
                 made["children"][parent] = children
-    made["running"], _ = log_fake_search(experiment, 3, 16, 7, finish=False)  # unfinished: left out of diagrams
+    made["running"], _ = log_fake_search(experiment, 3, 16, 7, finish=False, kids=False)  # unfinished: left out
     with tracking.run(experiment, "saturation", {"loss": "mse", "width": 16}) as run_id:
         tracking.log_metrics(run_id, {"c_crit": 2.14})
-    log_fake_search("half", 2, 8, 0, finish=False)  # an experiment whose only search is still running
+    log_fake_search("half", 2, 8, 0, finish=False, kids=False)  # an experiment whose only search is still running
     return made
 
 
@@ -212,10 +213,11 @@ def test_runs_and_histories_in_bulk(fake):
     np.testing.assert_allclose(children["c"], 2.0 ** children["x"], rtol=1e-4)
     for name in ("lambda0", "eta", "diverged", "hvps", "barrier"):
         assert name in children
-    assert "loss" not in children and "param_barrier" in children  # histories are not run columns; param != metric
+    assert "loss_ratio" not in children and (children["loss"] == "mse").all()  # the param, not a history
+    assert "param_barrier" in children  # a param named like a run metric is renamed
     assert children["barrier"].notna().sum() == 2
     everything = tracking.runs(FAKE)
-    assert len(everything) == sum(len(c) for c in fake["children"].values()) + 7
+    assert len(everything) == sum(len(c) for c in fake["children"].values())
     history = tracking.histories(everything["run_id"], ["loss", "sharpness_ratio"])
     assert list(history.columns) == ["run_id", "metric", "step", "value"] and history["step"].dtype == np.int64
     per_run = history[history["metric"] == "loss"].groupby("run_id").size()
@@ -404,6 +406,13 @@ def test_tiny_sweep_diagram_trajectories_claims(store, tmp_path):
 def test_queries_are_the_same_on_an_mlflow_server(mlflow_server, tmp_path, monkeypatch):
     from mlflow.utils import rest_utils
 
+    endpoints = []
+
+    def spy(creds, endpoint, *args, real=rest_utils.call_endpoint, **kwargs):
+        endpoints.append(endpoint)
+        return real(creds, endpoint, *args, **kwargs)
+
+    monkeypatch.setattr(rest_utils, "call_endpoint", spy)
     frames = {}
     for name, uri in (("sqlite", f"sqlite:///{tmp_path}/mlruns.db"), ("server", mlflow_server)):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -411,20 +420,13 @@ def test_queries_are_the_same_on_an_mlflow_server(mlflow_server, tmp_path, monke
         monkeypatch.chdir(tmp_path)
         for seed in SEEDS:
             log_fake_search(FAKE, 2, 8, seed)
-        endpoints = []
-        real = rest_utils.call_endpoint
-
-        def spy(creds, endpoint, *args, **kwargs):
-            endpoints.append(endpoint)
-            return real(creds, endpoint, *args, **kwargs)
-
-        monkeypatch.setattr(rest_utils, "call_endpoint", spy)
+        endpoints.clear()
         searches = tracking.searches(FAKE).sort_values("seed").reset_index(drop=True)
         children = tracking.runs(FAKE)
         history = tracking.histories(children["run_id"], tracking.HISTORY_METRICS)
         curves = tracking.interpolations(children["run_id"])
-        if name == "server":
-            assert endpoints.count("/api/2.0/mlflow/metrics/get-history-bulk-interval") == len(tracking.HISTORY_METRICS)
+        bulk = endpoints.count("/api/2.0/mlflow/metrics/get-history-bulk-interval")
+        assert bulk == (len(tracking.HISTORY_METRICS) if name == "server" else 0)  # one request per metric
         ids = dict(zip(children["run_id"], children["seed"].astype(str) + "@" + children["x"].astype(str)))
         ids |= dict(zip(searches["run_id"], "parent" + searches["seed"].astype(str)))
         frames[name] = [

@@ -9,15 +9,21 @@ Sections (add one: write a function taking the parsed arguments, append it to ``
 * A. Foundation (issue 2): cost of one HVP against one gradient per ``hvp_mode``; the paper's sharpness
   estimator against the project's default on a 10-step run, with errors against a converged reference.
 * B. uv model: ``uvjob.bench_uv()``.
+* C. Search (issue 3): the paper's grid with its estimator against the default bisection, one seed.
+* D. Per-run overhead of Lightning and MLflow against a bare torch loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
+import math
+import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -28,6 +34,7 @@ from phasediag import hessian, runner, uvjob
 from phasediag.callbacks import evaluate
 from phasediag.config import RunConfig
 from phasediag.losses import LOSSES
+from phasediag.search import CONSTANTS, SearchConfig, search
 
 # --- section A settings
 FOUNDATION = dict(arch="fcn", depth=8, width=512, dataset="fashion_mnist", subset=2048, loss="mse", c=2.0,
@@ -194,12 +201,101 @@ def section_uv(args: argparse.Namespace) -> None:
     print(table(["figure", "value"], [[k, f"{v:.4g}"] for k, v in uvjob.bench_uv().items()]))
 
 
+# --------------------------------------------------------------------------------------------- section C
+
+SEARCH = dict(arch="fcn", depth=4, width=128, dataset="fashion_mnist", seed=0, log_checkpoints=False)
+
+
+def section_search(args: argparse.Namespace) -> None:
+    """The paper's protocol (grid scan, cold power-20 sharpness at every step) against the default bisection."""
+    with tempfile.TemporaryDirectory() as folder, _tracking_store(folder):
+        run = RunConfig(**SEARCH, data_dir=args.data_dir)
+        configs = {
+            "grid + paper estimator": SearchConfig(dataclasses.replace(run, sharpness_method="power"), mode="grid"),
+            "bisect + default estimator": SearchConfig(run),
+        }
+        results, walls = {}, {}
+        for name, config in configs.items():
+            walls[name], results[name] = timed(lambda: search(config), torch.device("cpu"))
+    print(f"FCN d={run.depth} w={run.width} on Fashion-MNIST (all 60000 examples, B=512, m=2048), seed {run.seed}, "
+          f"x in [{configs['grid + paper estimator'].x_min:g}, {configs['grid + paper estimator'].x_max:g}] step 0.1\n")
+    rows = [[name, r.n_runs, r.hvps, f"{walls[name]:.0f}", *[f"{r.constants[c]:.3g}" for c in CONSTANTS]]
+            for name, r in results.items()]  # fmt: skip
+    print(table(["protocol", "runs", "HVPs", "wall s", *CONSTANTS], rows))
+    grid, bisect = results["grid + paper estimator"], results["bisect + default estimator"]
+    agree = sum(_same(grid.constants[c], bisect.constants[c]) for c in CONSTANTS)
+    speedup = walls["grid + paper estimator"] / walls["bisect + default estimator"]
+    print(f"\nruns bisect/grid = {bisect.n_runs / grid.n_runs:.3f} [{mark(bisect.n_runs <= grid.n_runs / 4)} <= 1/4]; "
+          f"wall grid/bisect = {speedup:.1f}x [{mark(speedup >= 10)} >= 10x]; constants equal within 0.1 in log2 c: {agree}/4")
+
+
+def _same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(math.log2(a) - math.log2(b)) <= 0.1 + 1e-9
+
+
+@contextlib.contextmanager
+def _tracking_store(folder: str):
+    """Searches log to a throw-away SQLite store, not to the user's mlruns.db."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlruns.db"
+    try:
+        yield
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI")
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+# --------------------------------------------------------------------------------------------- section D
+
+
+def section_overhead(args: argparse.Namespace) -> None:
+    """What Lightning and MLflow add to one run, against the same SGD steps and measurements in a bare loop."""
+    config = RunConfig(**{**FOUNDATION, "depth": 4, "width": 256, "subset": 0}, data_dir=args.data_dir)
+    init = runner.initialize(config)
+    loss_fn = LOSSES[config.loss]
+    inputs, targets = (t.to(init.device) for t in init.data.measurement_set)
+
+    def bare() -> None:
+        model = copy.deepcopy(init.model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.c / init.lambda0.value)
+        evaluate(model, loss_fn, inputs, targets)
+        for t, (x, y) in enumerate(init.data.train_dataloader(), start=1):
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            evaluate(model, loss_fn, inputs, targets)
+            if t == config.steps:
+                break
+
+    with tempfile.TemporaryDirectory() as folder, _tracking_store(folder):
+        runner.run_one(config, init)  # warm-up: creates the store
+        walls = {"bare torch loop": [], "runner.train (Lightning), no sharpness": [], "runner.run_one: train + MLflow logging, no sharpness": [],
+                 "runner.train with sharpness (default estimator)": []}  # fmt: skip
+        jobs = [bare, lambda: runner.train(init, config.c, sharpness=False), lambda: runner.run_one(config, init, sharpness=False),
+                lambda: runner.train(init, config.c)]  # fmt: skip
+        for _ in range(3):
+            for name, job in zip(walls, jobs):
+                walls[name].append(timed(job, init.device)[0])
+    medians = {name: statistics.median(w) for name, w in walls.items()}
+    print(f"FCN d={config.depth} w={config.width}, {config.steps} SGD steps (B={config.batch_size}) and {config.steps + 1} "
+          f"loss evaluations on m={config.measure_size}; median of 3 interleaved rounds\n")
+    print(table(["job", "median s"], [[k, f"{v:.2f}"] for k, v in medians.items()]))
+    lightning = medians["runner.train (Lightning), no sharpness"] - medians["bare torch loop"]
+    mlflow = medians["runner.run_one: train + MLflow logging, no sharpness"] - medians["runner.train (Lightning), no sharpness"]
+    print(f"\nLightning overhead {lightning:.2f} s, MLflow logging {mlflow:.2f} s per run; together "
+          f"{(lightning + mlflow) / medians['runner.train with sharpness (default estimator)']:.1%} of a run with sharpness")
+
+
 # --------------------------------------------------------------------------------------------- driver
 
 SECTIONS: list[tuple[str, str, Callable[[argparse.Namespace], None]]] = [
     ("A", "Foundation: HVP cost and sharpness estimators (issue 2)", section_foundation),
     ("B", "uv model", section_uv),
-    # ("C", "Search: grid vs bisection", section_search),
+    ("C", "Search: the paper's grid protocol against the bisection (issue 3)", section_search),
+    ("D", "Per-run overhead of Lightning and MLflow", section_overhead),
 ]
 
 

@@ -158,7 +158,7 @@ def saturation_command(args: argparse.Namespace) -> int:
     config = saturation.SaturationConfig.from_strings(values)
     if args.log:
         tracking.check_reachable()
-    result = saturation.run_saturation(config, log=args.log, progress=print)
+    result = saturation.run_saturation(config, log=args.log, progress=lambda line: print(line, flush=True))
     fit = result.curve[result.curve["in_fit"]]
     print(f"saturation: c_crit={result.c_crit:.4g} from {len(fit)} values of c in [{fit['c'].min():.4g}, {fit['c'].max():.4g}]"
           if len(fit) else "saturation: c_crit=nan (no value of c left to fit)")  # fmt: skip

@@ -115,17 +115,6 @@ def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFra
     return summary, pd.DataFrame(rows)
 
 
-def fit_values(fits: pd.DataFrame, y: np.ndarray) -> np.ndarray:
-    """The fitted curve (one row of `fits`) at y."""
-    a0, a1, a2 = (float(fits[k]) for k in ("a0", "a1", "a2"))
-    return a0 + a1 * y + a2 * y**2
-
-
-def panel_title(keys: list[str], values: tuple) -> str:
-    short = {"depth": "d", "width": "w"}
-    return ", ".join(f"{short.get(k, k)} = {v}" for k, v in zip(keys, values))
-
-
 def describe(constants: pd.DataFrame) -> str:
     """A one-line description of what is fixed in the experiment (for figure titles)."""
     fixed = []
@@ -187,7 +176,8 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
     ]
     run_id = None
     if log:
-        params = {"experiment": experiment, "x": x, "out": str(out), "searches": len(constants), "points": len(summary)}
+        params = {"experiment": experiment, "x": x, "y_axis": Y_COLUMN[x], "out": str(out), "searches": len(constants),
+                  "points": len(summary)}  # fmt: skip
         metrics = {"searches": len(constants), "points": len(summary)}
         run_id = log_analysis(experiment, "diagram", params, metrics, files)
     return Output(run_id, out, files, tables)

@@ -119,6 +119,8 @@ def _title(panel: list[str], values: tuple) -> str:
 
 
 def _grid(n: int, width: float = 4.6, height: float = 3.8) -> tuple[plt.Figure, np.ndarray]:
+    if n == 1:  # one panel: wide enough for the title and the legend
+        width, height = 6.6, 4.4
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
@@ -275,29 +277,47 @@ def _c_colours(cs: np.ndarray) -> dict[float, tuple]:
     return {c: cmap(0.85 * (math.log2(c) - low) / (high - low)) for c in cs}
 
 
+def _plain_log_ticks(axis) -> None:
+    """A log axis labelled 20, 50, 100 rather than 2 x 10^1 (sharpness and loss ranges are often narrow)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=20))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, path: Path) -> Path:
     """Fig. 2: (a) loss and (b) sharpness against step t, one line per c, 2/eta dashed in (b); (c) interpolated loss
-    L((1-s) theta_0 + s theta_T) against s."""
+    L((1-s) theta_0 + s theta_T) against s. One legend (colour = c) for the three panels."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     colours = _c_colours(table["c"].unique())
+    handles, without_sharpness = [], 0
     for (c, diverged), rows in table.groupby(["c", "diverged"], sort=True):
         colour = colours[float(c)]
         label = f"c = {c:.3g}" + (" (diverged)" if diverged else "")
         loss = rows.dropna(subset=["loss"])
-        axes[0].plot(loss["step"], loss["loss"], "o-", ms=2.5, lw=1.2, color=colour, label=label)
+        axes[0].plot(loss["step"], loss["loss"], "o-", ms=2.5, lw=1.2, color=colour)
         sharp = rows.dropna(subset=["sharpness"])
-        if len(sharp):
-            axes[1].plot(sharp["step"], sharp["sharpness"], "o-", ms=2.5, lw=1.2, color=colour, label=label)
+        if (sharp["step"] > 0).any():
+            axes[1].plot(sharp["step"], sharp["sharpness"], "o-", ms=2.5, lw=1.2, color=colour)
+        else:
+            without_sharpness += 1
         axes[1].axhline(float(rows["two_over_eta"].iloc[0]), color=colour, ls="--", lw=0.9)
+        handles.append(Line2D([], [], color=colour, marker="o", ms=3, label=label))
     axes[0].set_yscale("log")
+    initial = table.loc[table["step"] == 0, "loss"].max()
+    if np.isfinite(initial) and table["loss"].max() > 1e4 * initial:  # divergent runs leave the frame at the top
+        axes[0].set_ylim(top=1e4 * initial)
     axes[0].set_ylabel(r"training loss $\mathcal{L}_t$")
     axes[1].set_yscale("log")
+    _plain_log_ticks(axes[1].yaxis)
     axes[1].set_ylabel(r"sharpness $\lambda^H_t$ (dashed: $2/\eta$)")
+    if without_sharpness:
+        axes[1].text(0.98, 0.02, f"{without_sharpness} of {len(handles)} runs without sharpness after t = 0\n"
+                     "(the search measures it only where it must)", transform=axes[1].transAxes, ha="right",
+                     va="bottom", fontsize=7.5, color="0.35")  # fmt: skip
     for ax, title in zip(axes[:2], ("(a) training loss", "(b) sharpness")):
         ax.set_xlabel("step $t$")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.25)
-    axes[0].legend(fontsize=7.5, ncol=2 if table["c"].nunique() > 6 else 1)
     ax = axes[2]
     if curves.empty:
         ax.text(0.5, 0.5, "no interpolation measured for these c\n(the barrier is measured only where the search\n"
@@ -305,15 +325,15 @@ def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, p
                 color="0.4")  # fmt: skip
     else:
         for c, rows in curves.groupby("c", sort=True):
-            ax.plot(rows["s"], rows["loss"], "-", lw=1.4, color=colours.get(float(c), "0.5"), label=f"c = {c:.3g}")
+            ax.plot(rows["s"], rows["loss"], "-", lw=1.4, color=colours.get(float(c), "0.5"))
         ratio = curves["loss"].max() / max(curves["loss"].min(), 1e-300)
         if ratio > 30:
             ax.set_yscale("log")
-        ax.legend(fontsize=7.5)
     ax.set_xlabel("interpolation $s$")
     ax.set_ylabel(r"$\mathcal{L}[(1-s)\,\theta_0 + s\,\theta_{T_1}]$")
     ax.set_title("(c) interpolated loss", fontsize=10)
     ax.grid(alpha=0.25)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     constants = "  ".join(f"$c_{{{n[2:]}}}$ = {parent[n]:.3g}" for n in ("c_loss", "c_sharp", "c_max", "c_barrier")
                           if n in parent and np.isfinite(parent[n]))  # fmt: skip
     who = ", ".join(f"{k} = {parent[k]}" for k in ("arch", "depth", "width", "seed", "dataset", "loss") if k in parent)

@@ -140,7 +140,7 @@ class SaturationConfig:
         seeds = parse_seeds(rest.pop("seeds")) if "seeds" in rest else cls.seeds
         tau_fixed = rest.pop("tau_fixed", None)
         if isinstance(tau_fixed, str):
-            if tau_fixed.strip().lower() in ("", "none", "0"):
+            if tau_fixed.strip().lower() in ("", "none"):
                 tau_fixed = None
             else:
                 try:

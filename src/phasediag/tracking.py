@@ -328,13 +328,18 @@ def _runs_frame(experiment: str, filter_string: str, metrics: tuple[str, ...], f
         name = column[7:]
         if name == "study" and out["study"].notna().all():
             continue  # the search's study name is already there, from its tag
-        # a param named like a metric (a run's `barrier`: was it measured) yields the metric's column name
-        out[f"param_{name}" if name in metric_names else name] = _typed(frame[column], types_.get(name))
+        # A param named like a metric (a run's `barrier`: was it measured) or like a tag column that holds values
+        # (`x`) yields that name to it and becomes param_NAME.
+        taken = name in metric_names or (name in base and out[name].notna().any())
+        out[f"param_{name}" if taken else name] = _typed(frame[column], types_.get(name))
     for name in metrics:
         out[name] = frame[f"metrics.{name}"].astype(float) if f"metrics.{name}" in frame else math.nan
     for column in extra_metrics:
         out[column[8:]] = frame[column].astype(float)
-    out["x"] = pd.to_numeric(out["x"], errors="coerce").astype(float)
+    if out["x"].dtype == object or pd.api.types.is_string_dtype(out["x"]):
+        numeric = pd.to_numeric(out["x"], errors="coerce")
+        if out["x"].isna().all() or numeric.notna().any():  # the tag phasediag.x (log2 c), not a param named x
+            out["x"] = numeric.astype(float)
     for name in ("start_time", "end_time"):
         out[name] = pd.to_datetime(pd.to_numeric(out[name], errors="coerce"), unit="ms")
     order = [c for c in first if c in out] + [c for c in out.columns if c not in first]

@@ -1,0 +1,170 @@
+"""The MLflow UI in a real browser: a small finished experiment, `mlflow server` on it, headless Chromium.
+
+Chromium comes from Debian (`apt-get install chromium`, done by `make services`). Without it the test fails under
+CI (CI=true) naming `make services`, and is skipped elsewhere. Everything listens on 127.0.0.1 only; every wait is
+bounded.
+"""
+
+import html
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from phasediag import cli, tracking
+
+VENV_BIN = Path(sys.executable).parent
+SERVER_TIMEOUT = 60  # s for `mlflow server` to answer /health
+BROWSER_TIMEOUT = 120  # s for one Chromium page load (the JS app, then its API calls)
+VIRTUAL_TIME_MS = 20000  # time Chromium gives the page's JavaScript to render
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXPERIMENT = "browser-check"
+SMALL = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",
+         "--batch_size", "32", "--steps", "3", "--seed", "0", "--log_checkpoints", "false", "--accelerator", "cpu",
+         "--experiment", EXPERIMENT]  # fmt: skip
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio"]  # fmt: skip
+
+
+def chromium() -> str:
+    """The Chromium binary (PHASEDIAG_CHROMIUM, else chromium on PATH, else /usr/bin/chromium)."""
+    found = os.environ.get("PHASEDIAG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.access(found, os.X_OK):
+        message = "chromium not found: run `make services` (it installs Debian's chromium) to run the browser test"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def start_server(store: str, folder: Path) -> tuple[subprocess.Popen, str, Path]:
+    """`mlflow server` on a free 127.0.0.1 port in its own process group; returns (process, url, log)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_RUN_ID", None)
+    argv = [str(VENV_BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", store, "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + SERVER_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"mlflow server exited with {process.returncode}: {log.read_text()[-2000:]}", pytrace=False)
+        try:
+            if get(f"{url}/health", timeout=2)[0] == 200:
+                return process, url, log
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    stop(process)
+    pytest.fail(f"mlflow server at {url} did not answer /health within {SERVER_TIMEOUT} s: {log.read_text()[-2000:]}",
+                pytrace=False)  # fmt: skip
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def rendered_dom(browser: str, url: str, profile: Path) -> str:
+    """The DOM after the page's JavaScript ran (Chromium --dump-dom), with a fresh profile."""
+    argv = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+            "--dump-dom", url]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=BROWSER_TIMEOUT, stdin=subprocess.DEVNULL,
+                              start_new_session=True)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"chromium did not render {url} within {BROWSER_TIMEOUT} s", pytrace=False)
+    dom = done.stdout.decode("utf-8", "replace")
+    assert done.returncode == 0 and dom, f"chromium exited {done.returncode}: {done.stderr.decode()[-2000:]}"
+    return dom
+
+
+def visible_text(dom: str) -> str:
+    dom = re.sub(r"<(script|style)\b[^>]*>.*?</\1>", " ", dom, flags=re.S | re.I)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom)))
+
+
+@pytest.mark.slow
+def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
+    browser = chromium()
+    # A small finished experiment in a private SQLite store: two training runs and one analysis run with a PNG.
+    for c in ("1", "3"):
+        assert cli.main(["run", *SMALL, "--c", c]) == 0
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(figures / "browser_check.png")
+    plt.close(fig)
+    analysis_id = tracking.log_artifact_run(EXPERIMENT, "analysis", {}, {}, figures)
+    experiment_id = tracking.experiment_id(EXPERIMENT, create=False)
+    capsys.readouterr()
+
+    process, url, log = start_server(store, tmp_path)
+    try:
+        # The runs page of the experiment, rendered by the UI's JavaScript in Chromium.
+        runs_page = f"{url}/#/experiments/{experiment_id}/runs"
+        text = visible_text(rendered_dom(browser, runs_page, tmp_path / "profile-runs"))
+        assert EXPERIMENT in text, f"experiment name not rendered at {runs_page}: {text[:1500]}"
+        for name in ("c=1", "c=3"):
+            assert re.search(rf"(?<![\w.=]){re.escape(name)}(?![\w.])", text), f"run {name} not in the runs table: {text[:1500]}"
+        assert "3 matching runs" in text, text[:1500]
+
+        # The analysis run's artifact page: the UI lists the PNG and shows it as an image.
+        artifact_page = f"{url}/#/experiments/{experiment_id}/runs/{analysis_id}/artifacts/browser_check.png"
+        dom = rendered_dom(browser, artifact_page, tmp_path / "profile-artifact")
+        assert "browser_check.png" in visible_text(dom)
+        assert re.search(r'<img[^>]*alt="browser_check.png"[^>]*src="(blob|data|http)', dom) or re.search(
+            r'<img[^>]*src="(blob|data|http)[^"]*"[^>]*alt="browser_check.png"', dom
+        ), "the PNG is not shown on the artifact page"
+
+        # The artifact itself through the server's artifact API: the same bytes as the file, a PNG.
+        query = urllib.parse.urlencode({"path": "browser_check.png", "run_uuid": analysis_id})
+        status, body = get(f"{url}/get-artifact?{query}")
+        assert status == 200 and body[:8] == PNG_SIGNATURE
+        assert body == (figures / "browser_check.png").read_bytes()
+    finally:
+        stop(process)
+    assert process.poll() is not None, "mlflow server still running"
