@@ -9,6 +9,12 @@ FMNIST_RAW := data/FashionMNIST/raw/train-images-idx3-ubyte
 DEMO  := out/demo
 # The demo's tracking store and Optuna storage live in out/demo, apart from your own mlruns.db.
 DEMO_ENV := MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/$(DEMO)/mlruns.db
+# One initialisation scanned like the paper (every 0.5 in log2 c, sharpness at every step) for Figs. 1-2 style trajectories.
+DEMO_TRAJECTORIES := --experiment demo_trajectories --arch fcn --depth 4 --width 512 --dataset fashion_mnist \
+	--subset 4096 --measure_examples 1024 --seed 0 --mode grid --resolution 0.5 --x_min 0 --x_max 5
+# c_crit (Sec. 3) on the uv architecture: cheap, and the paper's own check (App. B.2: c_crit = 2).
+DEMO_SATURATION := --experiment demo_saturation --arch uv --depth 2 --width 512 --dataset uv --batch_size 0 \
+	--seeds 0 1 2 3 4 5 6 7 --tau_fixed 100
 
 .PHONY: setup data services test test-fast demo bench clean
 
@@ -48,9 +54,14 @@ test-fast: setup
 demo: setup
 	mkdir -p $(DEMO)
 	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag sweep $(CURDIR)/sweeps/demo.yaml --workers 2 --data_dir $(CURDIR)/data
-	$(DEMO_ENV) $(BIN)/phasediag diagram --experiment demo --out $(DEMO)/diagram
-	$(DEMO_ENV) $(BIN)/phasediag uv --widths 2 4 8 16 32 64 128 256 512 --inits 500 --out $(DEMO)/uv
-	@echo; echo "Figures:"; find $(DEMO) -name '*.png' | sort | sed 's/^/  /'
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag diagram --experiment demo --out diagram
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag search $(DEMO_TRAJECTORIES) --data_dir $(CURDIR)/data
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag trajectories --experiment demo_trajectories --out trajectories
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag saturation $(DEMO_SATURATION) --out saturation
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag claims --experiment demo --saturation_experiment demo_saturation --out claims
+	cd $(DEMO) && $(DEMO_ENV) $(CURDIR)/$(BIN)/phasediag uv --widths 2 4 8 16 32 64 128 256 512 --inits 500 --out uv
+	@echo; echo "Figures:"; find $(DEMO) -path '*/mlruns' -prune -o -name '*.png' -print | sort | sed 's/^/  /'
+	@echo "Claims: $(DEMO)/claims/claims.md"
 	@echo "Browse the runs:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(DEMO)/mlruns.db"
 
 bench: setup

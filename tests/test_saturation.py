@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, runs_of
 from phasediag import cli, critical, runner, uvmodel
 from phasediag.config import RunConfig
-from phasediag.saturation import SaturationConfig, curve, parse_seeds, run_saturation
+from phasediag.saturation import SaturationConfig, SaturationResult, curve, parse_seeds, run_saturation
 
 UV = ["--arch", "uv", "--depth", "2", "--dataset", "uv", "--batch_size", "0", "--accelerator", "cpu"]
 FCN = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",
@@ -101,8 +101,11 @@ def test_divergence_gives_nan_and_ends_the_fit():
     assert frame.loc[~frame["in_fit"], "chi_prime"].isna().all()
     fit = frame[frame["in_fit"]]
     assert c_crit == critical.c_crit(fit["x"], fit["mean"], config.window, config.polyorder)
-    frame, _ = curve(pd.DataFrame(rows), uv_config(8, (0, 1), x_min=0.0, x_max=2.0, x_fit_max=1.25))
+    assert not SaturationResult(pd.DataFrame(rows), frame, c_crit, {}, {}).at_edge(config.window)
+    frame, c_crit = curve(pd.DataFrame(rows), uv_config(8, (0, 1), x_min=0.0, x_max=2.0, x_fit_max=1.25))
     assert frame.loc[frame["in_fit"], "x"].max() == pytest.approx(1.2)
+    # cut inside the drop, chi' is largest at the last fitted points: flagged as an edge effect
+    assert c_crit >= 2**1.0 and SaturationResult(pd.DataFrame(rows), frame, c_crit, {}, {}).at_edge(config.window)
 
 
 def test_cli_logs_one_run_whose_csv_equals_the_metric(store, capsys, tmp_path):

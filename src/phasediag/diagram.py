@@ -186,10 +186,10 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
 # --- trajectories (Figs. 1, 2) -----------------------------------------------------------------------------------
 
 
-def find_search(experiment: str, search: str) -> pd.Series:
-    """A search of the experiment by its parent run id or its study name."""
+def find_search(experiment: str, search: str | None) -> pd.Series:
+    """A search of the experiment by its parent run id or its study name (None: the experiment's only search)."""
     found = tracking.searches(experiment)
-    match = found[(found["run_id"] == search) | (found["study"] == search)]
+    match = found if search is None and len(found) == 1 else found[(found["run_id"] == search) | (found["study"] == search)]
     if match.empty:
         if found.empty:
             raise _no_searches(experiment, found)
@@ -225,7 +225,7 @@ def choose_runs(children: pd.DataFrame, parent: pd.Series, cs: list[float] | Non
     return children.loc[sorted(must | set(spread.tolist()))].reset_index(drop=True)
 
 
-def trajectory_table(experiment: str, search: str, cs: list[float] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+def trajectory_table(experiment: str, search: str | None, cs: list[float] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """(the search's row, one row per (run, step): loss, sharpness, ... with c, eta, 2/eta; interpolated loss
     (run_id, c, s, loss) of the chosen runs whose barrier was measured)."""
     parent = find_search(experiment, search)
@@ -247,7 +247,7 @@ def trajectory_table(experiment: str, search: str, cs: list[float] | None = None
     return parent, table, curves
 
 
-def trajectories(experiment: str, search: str, cs: list[float] | None = None, out: Path | str | None = None,
+def trajectories(experiment: str, search: str | None, cs: list[float] | None = None, out: Path | str | None = None,
                  log: bool = True) -> Output:  # fmt: skip
     """Loss and sharpness against step (2/eta dashed) and interpolated loss against s, for one search."""
     from phasediag import plots

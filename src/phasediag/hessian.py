@@ -93,7 +93,9 @@ def _start_vector(op: "HessianOperator", v0: torch.Tensor | None, generator) -> 
 class HessianOperator:
     """``H v`` for ``mean loss_fn(model(inputs), targets)`` w.r.t. the trainable parameters (flat, size ``dim``).
 
-    ``chunk_size`` splits the examples into chunks (mean loss = sum of chunk means weighted by chunk size / n);
+    ``chunk_size`` splits the examples into chunks (mean loss = sum of chunk means weighted by chunk size / n).
+    Chunking lowers peak memory for ``"jvp"`` and ``"double_backward"``; ``"cached"`` keeps every chunk's graph
+    for the operator's lifetime, so there it saves nothing.
     ``mode`` is one of ``"cached"``, ``"jvp"``, ``"double_backward"``. ``calls`` counts products.
     """
 
@@ -150,16 +152,15 @@ class HessianOperator:
 
     def _backward_hvp(self, grads: list[torch.Tensor], vs: list[torch.Tensor], retain: bool) -> list[torch.Tensor]:
         idx = [i for i, g in enumerate(grads) if g.requires_grad]
-        out = [torch.zeros_like(p) for p in self.params]
         if not idx:  # gradient independent of the parameters: H = 0
-            return out
+            return [torch.zeros_like(p) for p in self.params]
         hv = torch.autograd.grad(
             [grads[i] for i in idx], self.params, grad_outputs=[vs[i] for i in idx], retain_graph=retain, allow_unused=True
         )
-        return [o if h is None else h for o, h in zip(out, hv)]
+        return [torch.zeros_like(p) if h is None else h for p, h in zip(self.params, hv)]
 
     def _build_jvp(self) -> None:
-        model, loss_fn, names = self.model, self.loss_fn, self.names
+        model, loss_fn = self.model, self.loss_fn
 
         def loss_of(p: dict, x, y, w):
             return loss_fn(functional_call(model, p, (x,)), y) * w
@@ -170,7 +171,6 @@ class HessianOperator:
             return torch.func.jvp(lambda q: grad_fn(q, x, y, w), (p,), (t,))[1]
 
         self._jvp_hvp = hvp
-        self._names = names
 
     # -- product
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
@@ -222,23 +222,20 @@ def power_iteration(
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     v = _start_vector(op, v0, generator)
-    value, residual = float("nan"), float("nan")
-    for i in range(iters):
+    for i in range(iters - 1):
         w = op(v)
-        rq = torch.dot(v, w)
-        norm = torch.linalg.vector_norm(w)
-        if i == iters - 1:
-            value, res, norm = (float(t) for t in torch.stack([rq, torch.linalg.vector_norm(w - rq * v), norm]).tolist())
-            if not (math.isfinite(value) and math.isfinite(res)):
-                return _nan_eigen(v, i + 1)
-            residual = res / abs(value) if value != 0 else (0.0 if res == 0 else math.inf)
-            break
-        nrm = float(norm)
+        nrm = float(torch.linalg.vector_norm(w))
         if not math.isfinite(nrm):
             return _nan_eigen(v, i + 1)
         if nrm == 0:  # H v = 0: v is an eigenvector with eigenvalue 0
             return Eigen(0.0, v, i + 1, 0.0)
         v = w / nrm
+    w = op(v)
+    rq = torch.dot(v, w)
+    value, res = torch.stack([rq, torch.linalg.vector_norm(w - rq * v)]).tolist()
+    if not (math.isfinite(value) and math.isfinite(res)):
+        return _nan_eigen(v, iters)
+    residual = res / abs(value) if value != 0 else (0.0 if res == 0 else math.inf)
     return Eigen(value, v, iters, residual)
 
 

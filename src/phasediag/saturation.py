@@ -163,6 +163,14 @@ class SaturationResult:
     def n_diverged(self) -> int:
         return int(self.table["diverged"].sum())
 
+    def at_edge(self, window: int) -> bool:
+        """c_crit among the last window // 2 fitted points: there the Savitzky-Golay derivatives are extrapolated,
+        and a maximum of chi' is usually the noise next to the divergent phase, not the onset of the drop."""
+        fit = self.curve.loc[self.curve["in_fit"], "c"].to_numpy(float)
+        if not (len(fit) and math.isfinite(self.c_crit)):
+            return False
+        return int(np.argmin(np.abs(fit - self.c_crit))) >= len(fit) - window // 2
+
 
 def measure(init, config: SaturationConfig, c: float) -> dict[str, Any]:
     """One (seed, c): train to tau + h steps, sharpness only in the window, lambda_tau / lambda_0 (NaN if diverged)."""
@@ -286,7 +294,7 @@ def run_saturation(config: SaturationConfig, log: bool = True, progress: Callabl
         begin = time.perf_counter()
         metrics = {"c_crit": result.c_crit, "runs": float(len(result.table)), "diverged_runs": float(result.n_diverged),
                    "fit_points": float(result.curve["in_fit"].sum()), "hvps": float(result.table["hvps"].sum()),
-                   "scan_seconds": seconds["scan"]}  # fmt: skip
+                   "scan_seconds": seconds["scan"], "c_crit_at_edge": float(result.at_edge(config.window))}  # fmt: skip
         tracking.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)})
         with tempfile.TemporaryDirectory() as folder:  # only this scan's files, whatever else lies in `out`
             for path in result.files.values():
