@@ -205,11 +205,14 @@ def diagram_command(args: argparse.Namespace) -> int:
     from phasediag import diagram
 
     _store_with_data()
-    result = diagram.diagram(args.experiment, args.x, _out(args.out), args.log)
-    print(f"diagram {args.experiment}: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
-    if result.run_id:
-        print(f"logged as analysis run {result.run_id} in experiment {args.experiment!r}")
+    _report(f"diagram {args.experiment}", diagram.diagram(args.experiment, args.x, _out(args.out), args.log), args.experiment)
     return 0
+
+
+def _report(what: str, result, experiment: str) -> None:
+    print(f"{what}: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
+    if result.run_id:
+        print(f"logged as analysis run {result.run_id} in experiment {experiment!r}")
 
 
 def _trajectories_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,10 +236,7 @@ def trajectories_command(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"c={' '.join(items)!r} is not a list of numbers") from None
     _store_with_data()
-    result = diagram.trajectories(args.experiment, args.search, cs, _out(args.out), args.log)
-    print(f"trajectories: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
-    if result.run_id:
-        print(f"logged as analysis run {result.run_id} in experiment {args.experiment!r}")
+    _report("trajectories", diagram.trajectories(args.experiment, args.search, cs, _out(args.out), args.log), args.experiment)
     return 0
 
 

@@ -11,13 +11,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from phasediag import critical, uvmodel  # noqa: E402
-
-REGIONS = (  # (label, colour) from left to right of a phase diagram, as in Fig. 3
-    ("sharpness reduction", "#d9e8f5"),
-    ("loss catapult", "#fde0c5"),
-    ("loss-sharpness catapult", "#f7c6c7"),
-    ("divergent", "#dddddd"),
-)
+from phasediag.plots import REGIONS  # noqa: E402  (the same colours as the networks' phase diagrams)
 MARKERS = {"loss": ("o", "tab:blue"), "sharp": ("s", "tab:red"), "max": ("^", "black")}
 
 

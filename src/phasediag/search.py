@@ -44,7 +44,7 @@ class SearchConfig:
     storage: str | None = None  # Optuna storage URL; None: optuna.db next to the tracking store
     workers: int = 1
     heartbeat: int = 10  # seconds between a running trial's heartbeats
-    grace: int = 30  # a trial silent for this long is failed (its worker died) and its c is retried
+    grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -207,8 +207,11 @@ def work(config: SearchConfig, parent_run_id: str, init: runner.Initialization |
         with get_heartbeat_thread(trial._trial_id, study._storage):
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             answers, run_id = run_point(config, init, parent_run_id, plan, trial)
-        trial.set_user_attr("answers", answers)
-        study.tell(trial, config.x(k))
+        try:
+            trial.set_user_attr("answers", answers)
+            study.tell(trial, config.x(k))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # our heartbeat was late and another worker declared the trial dead: its c is retried there
 
 
 def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: str, plan: Plan, trial) -> tuple[dict, str]:

@@ -115,8 +115,11 @@ def work(spec: SweepSpec, on_done=None) -> int:
         trial, point = claimed
         with get_heartbeat_thread(trial._trial_id, study._storage):
             result = search(spec.points[point])
-        trial.set_user_attr("n_runs", result.n_runs)
-        study.tell(trial, float(point))
+        try:
+            trial.set_user_attr("n_runs", result.n_runs)
+            study.tell(trial, float(point))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # declared dead while alive (a late heartbeat); the search itself is complete and resumable
         finished += 1
         if on_done:
             on_done()
