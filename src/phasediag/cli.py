@@ -162,10 +162,6 @@ def saturation_command(args: argparse.Namespace) -> int:
     fit = result.curve[result.curve["in_fit"]]
     print(f"saturation: c_crit={result.c_crit:.4g} from {len(fit)} values of c in [{fit['c'].min():.4g}, {fit['c'].max():.4g}]"
           if len(fit) else "saturation: c_crit=nan (no value of c left to fit)")  # fmt: skip
-    if result.at_edge(config.window):
-        print("note: c_crit lies at the upper end of the fitted range, where the smoothed chi' is extrapolated: likely "
-              "noise next to the divergent phase, not the onset of the drop; lower x_fit_max (the paper drops c > 3.5 "
-              "for the uv model: --x_fit_max 1.8) or add seeds")  # fmt: skip
     print(f"{result.n_diverged} of {len(result.table)} runs diverged: NaN, left out of the mean; the fit stops below "
           "the first c where any seed diverged" + (f" and at x <= {config.x_fit_max}" if config.x_fit_max is not None else ""))  # fmt: skip
     print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")

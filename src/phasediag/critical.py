@@ -101,8 +101,11 @@ def polyfit_curve(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     return np.poly1d(np.polyfit(x[keep], y[keep], deg))
 
 
+SAVGOL_WINDOW = 11  # grid points (1.1 in log2 c at the paper's 0.1 step): smooth enough for chi' near divergence
+
+
 def saturation_derivatives(
-    x: np.ndarray, order_parameter: np.ndarray, window: int = 7, polyorder: int = 3
+    x: np.ndarray, order_parameter: np.ndarray, window: int = SAVGOL_WINDOW, polyorder: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
     """chi = -d/dx and chi' = -d^2/dx^2 of <lambda_tau / lambda_0> on a uniform grid x = log2 c (Savitzky-Golay)."""
     x = np.asarray(x, dtype=float)
@@ -114,7 +117,11 @@ def saturation_derivatives(
     return chi, chi_prime
 
 
-def c_crit(x: np.ndarray, order_parameter: np.ndarray, window: int = 7, polyorder: int = 3) -> float:
-    """Def. 4: c_crit = argmax_c chi'_tau, with x = log2 c."""
+def c_crit(x: np.ndarray, order_parameter: np.ndarray, window: int = SAVGOL_WINDOW, polyorder: int = 3) -> float:
+    """Def. 4: c_crit = argmax_c chi'_tau, with x = log2 c. The last window // 2 points at each end are left out of
+    the argmax: there the filter extrapolates, and next to the divergent phase its chi' peaks on noise."""
     _, chi_prime = saturation_derivatives(x, order_parameter, window, polyorder)
-    return float(2.0 ** np.asarray(x, dtype=float)[int(np.nanargmax(chi_prime))])
+    x = np.asarray(x, dtype=float)
+    edge = min(window, len(x) - (1 - len(x) % 2)) // 2
+    interior = chi_prime[edge : len(chi_prime) - edge] if len(x) > 2 * edge else chi_prime
+    return float(2.0 ** x[int(np.nanargmax(interior)) + (edge if len(x) > 2 * edge else 0)])

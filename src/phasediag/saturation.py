@@ -63,7 +63,7 @@ class SaturationConfig:
     tau_constant: float | None = None  # tau = round(tau_constant / c); None: 200 for mse, 100 for xent
     tau_fixed: int | None = None  # a fixed tau for every c instead (the paper's uv model: 100)
     tau_halfwidth: int = 5  # sharpness averaged over t in [tau - h, tau + h]
-    window: int = 7  # Savitzky-Golay window (grid points, odd)
+    window: int = critical.SAVGOL_WINDOW  # Savitzky-Golay window (grid points, odd)
     polyorder: int = 3  # Savitzky-Golay polynomial order (>= 2: chi' is a second derivative)
     x_fit_max: float | None = None  # derivatives only for x <= x_fit_max (the paper's uv model: c <= 3.5, x = 1.8)
     out: str = "out/saturation"
@@ -162,14 +162,6 @@ class SaturationResult:
     @property
     def n_diverged(self) -> int:
         return int(self.table["diverged"].sum())
-
-    def at_edge(self, window: int) -> bool:
-        """c_crit among the last window // 2 fitted points: there the Savitzky-Golay derivatives are extrapolated,
-        and a maximum of chi' is usually the noise next to the divergent phase, not the onset of the drop."""
-        fit = self.curve.loc[self.curve["in_fit"], "c"].to_numpy(float)
-        if not (len(fit) and math.isfinite(self.c_crit)):
-            return False
-        return int(np.argmin(np.abs(fit - self.c_crit))) >= len(fit) - window // 2
 
 
 def measure(init, config: SaturationConfig, c: float) -> dict[str, Any]:
@@ -294,7 +286,7 @@ def run_saturation(config: SaturationConfig, log: bool = True, progress: Callabl
         begin = time.perf_counter()
         metrics = {"c_crit": result.c_crit, "runs": float(len(result.table)), "diverged_runs": float(result.n_diverged),
                    "fit_points": float(result.curve["in_fit"].sum()), "hvps": float(result.table["hvps"].sum()),
-                   "scan_seconds": seconds["scan"], "c_crit_at_edge": float(result.at_edge(config.window))}  # fmt: skip
+                   "scan_seconds": seconds["scan"]}  # fmt: skip
         tracking.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)})
         with tempfile.TemporaryDirectory() as folder:  # only this scan's files, whatever else lies in `out`
             for path in result.files.values():
