@@ -8,6 +8,7 @@
 Missing PostgreSQL binaries fail the test with a hint to run `make services` under CI (CI=true), else skip it.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,13 +134,12 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture
-def mlflow_server(tmp_path_factory) -> str:
-    """`mlflow server` on 127.0.0.1 with a private SQLite backend and artifact folder; yields http://127.0.0.1:PORT."""
+@contextlib.contextmanager
+def running_mlflow_server(store: str, folder: Path) -> Iterator[str]:
+    """`mlflow server` over `store` on a free 127.0.0.1 port, in its own process group; yields its URL."""
     mlflow = VENV_BIN / "mlflow"
     if not mlflow.is_file():
         pytest.fail(f"{mlflow} not found: run `make setup`", pytrace=False)
-    folder = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
@@ -146,7 +147,7 @@ def mlflow_server(tmp_path_factory) -> str:
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_RUN_ID", None)
     argv = [str(mlflow), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
+            "--backend-store-uri", store, "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -155,3 +156,12 @@ def mlflow_server(tmp_path_factory) -> str:
         yield url
     finally:
         _stop(process)
+    assert process.poll() is not None, "mlflow server still running"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1 with a private SQLite backend and artifact folder; yields http://127.0.0.1:PORT."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with running_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder) as url:
+        yield url

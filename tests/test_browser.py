@@ -9,11 +9,7 @@ import html
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from phasediag import cli, tracking
+from servers import running_mlflow_server
 
-VENV_BIN = Path(sys.executable).parent
-SERVER_TIMEOUT = 60  # s for `mlflow server` to answer /health
 BROWSER_TIMEOUT = 120  # s for one Chromium page load (the JS app, then its API calls)
 VIRTUAL_TIME_MS = 20000  # time Chromium gives the page's JavaScript to render
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,58 +43,9 @@ def chromium() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, response.read()
-
-
-def start_server(store: str, folder: Path) -> tuple[subprocess.Popen, str, Path]:
-    """`mlflow server` on a free 127.0.0.1 port in its own process group; returns (process, url, log)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = folder / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_RUN_ID", None)
-    argv = [str(VENV_BIN / "mlflow"), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", store, "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + SERVER_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mlflow server exited with {process.returncode}: {log.read_text()[-2000:]}", pytrace=False)
-        try:
-            if get(f"{url}/health", timeout=2)[0] == 200:
-                return process, url, log
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    stop(process)
-    pytest.fail(f"mlflow server at {url} did not answer /health within {SERVER_TIMEOUT} s: {log.read_text()[-2000:]}",
-                pytrace=False)  # fmt: skip
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        if process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def rendered_dom(browser: str, url: str, profile: Path) -> str:
@@ -142,8 +88,7 @@ def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
     experiment_id = tracking.experiment_id(EXPERIMENT, create=False)
     capsys.readouterr()
 
-    process, url, log = start_server(store, tmp_path)
-    try:
+    with running_mlflow_server(store, tmp_path) as url:
         # The runs page of the experiment, rendered by the UI's JavaScript in Chromium.
         runs_page = f"{url}/#/experiments/{experiment_id}/runs"
         text = visible_text(rendered_dom(browser, runs_page, tmp_path / "profile-runs"))
@@ -165,6 +110,3 @@ def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
         status, body = get(f"{url}/get-artifact?{query}")
         assert status == 200 and body[:8] == PNG_SIGNATURE
         assert body == (figures / "browser_check.png").read_bytes()
-    finally:
-        stop(process)
-    assert process.poll() is not None, "mlflow server still running"
