@@ -59,30 +59,42 @@ def test_same_search_again_resumes_and_trains_nothing(store):
 def test_killed_worker_is_retried_and_the_search_completes(store, tmp_path):
     """SIGKILL a search mid-trial, re-run it: same constants as an uninterrupted search, no RUNNING run left."""
     argv = [PHASEDIAG, "search", *[f"--{k}={v}" for k, v in TINY.items()], "--heartbeat=1", "--grace=3", "--experiment=k"]
-    worker = subprocess.Popen(argv, cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db")
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.5)
+    name = tiny(experiment="k").study_name
+
+    def trials():
         try:
-            (summary,) = optuna.get_all_study_summaries(storage)
-            trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
-        except (ValueError, KeyError, Exception):
-            continue
-        if sum(t.state.name == "COMPLETE" for t in trials) >= 3 and any(t.state.name == "RUNNING" for t in trials):
+            return optuna.load_study(study_name=name, storage=storage).trials
+        except KeyError:  # not created yet
+            return []
+
+    def training(now) -> bool:  # a trial is running and its MLflow child run exists
+        return any(t.state.name == "RUNNING" and "run_id" in t.user_attrs for t in now)
+
+    for attempt in range(3):  # kill it while a trial runs; a trial may finish between our look and the kill: retry
+        worker = subprocess.Popen(argv, cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and worker.poll() is None:
+            time.sleep(0.2)
+            now = trials()
+            if sum(t.state.name == "COMPLETE" for t in now) >= 3 * (attempt + 1) and training(now):
+                break
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        if training(trials()):
             break
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    else:
+        pytest.fail("could not kill the search while a trial was running")
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     uninterrupted = search(tiny(experiment="u"))
-    resumed = optuna.load_study(study_name=tiny(experiment="k").study_name, storage=storage)
+    resumed = optuna.load_study(study_name=name, storage=storage)
     states = [t.state.name for t in resumed.trials]
     assert "FAIL" in states  # the killed trial was failed by the heartbeat check, then its c retried
     parent = resumed.user_attrs["parent_run_id"]
     runs = MlflowClient(store).get_run(parent)
-    for name in ("c_loss", "c_sharp", "c_max", "c_barrier"):
-        assert runs.data.metrics[name] == pytest.approx(uninterrupted.constants[name], nan_ok=True)
+    for constant in ("c_loss", "c_sharp", "c_max", "c_barrier"):
+        assert runs.data.metrics[constant] == pytest.approx(uninterrupted.constants[constant], nan_ok=True)
     statuses = [r.info.status for r in children(store, parent)]
     assert "RUNNING" not in statuses and "FAILED" in statuses
 
