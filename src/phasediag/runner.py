@@ -148,11 +148,15 @@ def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints
         tracking.log_tensors(run_id, {"initial": initial, "final": result.final_state})
 
 
+def run_params(config: RunConfig) -> dict:
+    """The MLflow params of a run: its config and the tolerance lambda0 was measured with."""
+    return {**config.params(), "lambda0_tol": config.sharpness_tol * LAMBDA0_TOL_FACTOR}
+
+
 def run_one(config: RunConfig, init: Initialization | None = None, parent_run_id: str | None = None, **plan) -> tuple[str, RunResult]:
     """Train and log one tracked run; `plan` (sharpness, sharpness_until, barrier) is what the search asks for."""
     init = init or initialize(config)
-    params = {**config.params(), "lambda0_tol": config.sharpness_tol * LAMBDA0_TOL_FACTOR}
-    with tracking.run(config.experiment, "run", params, parent_run_id=parent_run_id, run_name=f"c={config.c:.4g}") as run_id:
+    with tracking.run(config.experiment, "run", run_params(config), parent_run_id=parent_run_id, run_name=f"c={config.c:.4g}") as run_id:
         result = train(init, config.c, **plan)
         log_result(run_id, init, result, config.log_checkpoints)
     return run_id, result

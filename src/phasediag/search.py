@@ -218,9 +218,8 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
     """Train one c as a child run; measure only what the plan asks; return the four answers."""
     c = 2.0 ** config.x(plan.k)
     run_config = dataclasses.replace(config.run, c=c, barrier=plan.barrier)
-    params = {**run_config.params(), "lambda0_tol": config.run.sharpness_tol * runner.LAMBDA0_TOL_FACTOR}
     tags = {tracking.SEARCH_TAG: config.study_name, "phasediag.x": f"{config.x(plan.k):.4f}"}
-    with tracking.run(config.run.experiment, "run", params, parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
+    with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
         trial.set_user_attr("run_id", run_id)
         grid = config.mode == "grid"
         result = runner.train(

@@ -7,6 +7,7 @@ Spec:
     vary:  {depth: [2, 4], width: [64, 128], seed: [0, 1, 2]}   # lists whose product gives the searches
 """
 
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -75,8 +76,6 @@ class SweepSpec:
 
     @property
     def study_name(self) -> str:
-        import hashlib
-
         names = "|".join(p.study_name for p in self.points)
         return f"sweep-{self.experiment}-{hashlib.sha1(names.encode()).hexdigest()[:10]}"
 
