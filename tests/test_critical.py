@@ -15,6 +15,7 @@ from phasediag.critical import (
     polyfit_curve,
     saturation_derivatives,
     trial_answers,
+    trial_margins,
 )
 
 nan, inf = np.nan, np.inf
@@ -118,6 +119,27 @@ def test_trial_answers_not_measured_is_none():
     assert answers["sharp"] is None
     # a non-finite barrier (the interpolation blew up) is a barrier
     assert trial_answers(np.array([1.0, 0.9]), None, np.array([2.3, 2.0]), barrier=nan)["barrier"] is True
+
+
+@pytest.mark.parametrize("largest", [0.5, 0.99, 1.004, 1.0049, 1.0051, 1.006, 1.2, 3.0])
+def test_trial_margins_lean_like_the_rounded_answer(largest):
+    """The margin is > 0 exactly when the rounded ratio shows an increase (away from float ties at x.xx5)."""
+    loss_ratio = np.array([5.0, 0.3, largest, 0.2])  # t = 0 is left out
+    margin = trial_margins(loss_ratio, None, diverged=False)["loss"]
+    assert margin == pytest.approx(np.log(largest / 1.005))
+    assert (margin > 0) == bool(increased(loss_ratio[1:]))
+
+
+def test_trial_margins_sharpness_threshold_uses_eps_and_skips_unmeasured_steps():
+    sharpness_ratio = np.array([1.0, nan, 1.04, nan])
+    margins = trial_margins(np.array([1.0, 0.9]), sharpness_ratio, diverged=False, eps=0.05)
+    assert margins["sharp"] == pytest.approx(np.log(1.04 / 1.055)) and margins["sharp"] < 0
+    assert trial_margins(np.array([1.0, 0.9]), np.array([1.0, nan]), diverged=False)["sharp"] is None
+
+
+def test_trial_margins_are_none_for_a_diverged_or_unmeasured_run():
+    assert trial_margins(np.array([1.0, 1e30, inf]), np.array([1.0, 50.0]), diverged=True) == {"loss": None, "sharp": None}
+    assert trial_margins(np.array([1.0, 0.9]), None, diverged=False)["sharp"] is None
 
 
 # ---------------------------------------------------------------- constants_on_grid

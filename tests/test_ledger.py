@@ -7,6 +7,7 @@ from phasediag.critical import QUESTIONS, constants_on_grid
 from phasediag.ledger import Ledger
 
 N = 111  # x in [-1, 10] at 0.1
+START = 20  # x = 1, the search's default first point
 
 
 def x_of(k: int) -> float:
@@ -23,9 +24,11 @@ def table(first: dict[str, int], flips: dict[str, list[int]] | None = None) -> d
     return answers
 
 
-def solve(answers: dict[str, np.ndarray], mode: str = "bisect", workers: int = 1) -> tuple[Ledger, int]:
+def solve(
+    answers: dict[str, np.ndarray], mode: str = "bisect", workers: int = 1, margins: dict[str, np.ndarray] | None = None
+) -> tuple[Ledger, int]:
     """Drive the ledger with an oracle; `workers` proposals are taken before any of them finishes."""
-    ledger, trials = Ledger(N, mode), 0
+    ledger, trials = Ledger(N, mode, start=START), 0
     while not ledger.complete:
         batch = []
         for _ in range(workers):
@@ -42,7 +45,8 @@ def solve(answers: dict[str, np.ndarray], mode: str = "bisect", workers: int = 1
                 got["sharp"] = None
             if not plan.barrier:
                 got["barrier"] = None
-            ledger.record(k, got)
+            measured = {q: float(m[k]) for q, m in (margins or {}).items() if got[q] is not None and not got["max"]}
+            ledger.record(k, got, measured)
             trials += 1
     return ledger, trials
 
@@ -74,6 +78,48 @@ def test_bisection_equals_grid_on_monotone_answers(first):
     if first["max"] < N:
         assert grid_trials == first["max"] + 1  # the paper's scan stops at the first divergence
         assert trials <= max(16, grid_trials // 3)
+
+
+def smooth_margins(first: dict[str, int], slope: dict[str, float]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Answers from margins that rise smoothly through zero just below first[q] (like log max_t r_t in c)."""
+    k = np.arange(N)
+    margins = {q: slope[q] * (k - first[q] + 0.5) for q in ("loss", "sharp")}
+    answers = table(first)
+    for q, m in margins.items():
+        answers[q] = (m > 0) | answers["max"]
+    return answers, margins
+
+
+@pytest.mark.parametrize("slope", [{"loss": 0.1, "sharp": 0.05}, {"loss": 0.02, "sharp": 0.3}])
+def test_margins_place_probes_near_the_crossings_and_keep_the_answers(slope):
+    first = {"loss": 37, "sharp": 44, "barrier": 48, "max": 48}
+    answers, margins = smooth_margins(first, slope)
+    with_margins, trials = solve(answers, margins=margins)
+    without, bisection_trials = solve(answers)
+    assert with_margins.constants(x_of) == pytest.approx(grid_constants(answers))
+    assert without.constants(x_of) == pytest.approx(grid_constants(answers))
+    assert trials < bisection_trials
+    assert trials <= (first["max"] + 1) // 4
+
+
+def test_the_next_probe_is_the_grid_point_nearest_the_interpolated_crossing():
+    ledger = Ledger(N, start=START)
+    ledger.record(20, {"loss": False, "sharp": False, "max": False, "barrier": False}, {"loss": -1.0, "sharp": -0.5})
+    ledger.record(30, {"loss": True, "sharp": False, "max": False, "barrier": False}, {"loss": 1.5, "sharp": -0.2})
+    assert ledger.crossing("loss") == (pytest.approx(24.0), True)  # between the bracket's ends
+    assert ledger.crossing("sharp") == (pytest.approx(36.667, abs=1e-3), False)  # extrapolated from below
+    ledger.record(31, dict.fromkeys(QUESTIONS, True))  # diverged: only the loss bracket stays open
+    assert ledger.next_point() == 24
+    ledger.record(24, {"loss": True, "sharp": False, "max": False, "barrier": False}, {"loss": 0.05, "sharp": -0.4})
+    assert ledger.next_point() == 23  # the crossing is at 23.8: the 'no' next to it closes the bracket
+
+
+def test_a_falling_or_missing_margin_leaves_bisection_in_charge():
+    ledger = Ledger(N, start=START)
+    ledger.record(20, {"loss": False, "sharp": False, "max": False, "barrier": False}, {"loss": -1.0, "sharp": -0.5})
+    ledger.record(30, {"loss": False, "sharp": False, "max": False, "barrier": False}, {"loss": -2.0, "sharp": None})
+    assert ledger.crossing("loss") is None and ledger.crossing("sharp") is None
+    assert ledger.next_point() == 40  # the gallop
 
 
 def test_running_trials_are_split_not_duplicated():

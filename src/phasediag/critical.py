@@ -9,6 +9,8 @@ Conventions, shared by the grid scan, the bisection search and the uv model:
 * a constant not reached inside the range is NaN (c_max too, when nothing diverged).
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy.signal import savgol_filter
@@ -77,6 +79,21 @@ def trial_answers(
         answers["sharp"] = True if (div or sharp_yes) else (False if measured else None)
     answers["barrier"] = None if barrier is None else bool(div or not np.isfinite(barrier) or barrier > 0)
     return answers
+
+
+def trial_margins(
+    loss_ratio: np.ndarray, sharpness_ratio: np.ndarray | None, diverged: bool, eps: float = 0.0
+) -> dict[str, float | None]:
+    """How far a run's largest loss and sharpness ratios (t >= 1) were from an increase: log(max_t r_t) minus the
+    log of the smallest ratio that rounds above 1 + eps; > 0 leans 'yes'. None when not measured, or for a diverged
+    run. The search probes where these interpolate to zero; only the answers decide."""
+
+    def margin(ratios: np.ndarray | None, threshold: float) -> float | None:
+        values = np.asarray([] if ratios is None or diverged else ratios, dtype=float)[1:]
+        values = values[np.isfinite(values) & (values > 0)]
+        return math.log(values.max() / threshold) if values.size else None
+
+    return {"loss": margin(loss_ratio, 1.005), "sharp": margin(sharpness_ratio, 1.005 + eps)}
 
 
 def aggregate(constants: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from phasediag import runner, tracking
 from phasediag.config import ConfigError, RunConfig, coerce
-from phasediag.critical import trial_answers
+from phasediag.critical import trial_answers, trial_margins
 from phasediag.ledger import Ledger, Plan
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -39,7 +39,9 @@ class SearchConfig:
     resolution: float = 0.1  # in x = log2 c
     x_min: float = -1.0
     x_max: float = 10.0
-    gallop: float = 1.0  # bisect: step in x upward from the highest 'no' while no 'yes' is known above it
+    x_start: float = 1.0  # bisect: the first x (c = 2: a quadratic model cannot catapult below it)
+    gallop: float = 1.0  # bisect: step in x upward from the highest 'no' while no 'yes' is known above it ...
+    gallop_near: float = 0.3  # ... once any transition has been seen (the constants sit close together)
     eps: float | None = None  # c_sharp threshold; None: 0, or 0.05 for centered / zero_readout outputs
     storage: str | None = None  # Optuna storage URL; None: optuna.db next to the tracking store
     workers: int = 1
@@ -49,6 +51,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r} is not allowed: use one of {', '.join(MODES)}")
+        if not (self.gallop > 0 and self.gallop_near > 0):
+            raise ConfigError(f"gallop={self.gallop!r}, gallop_near={self.gallop_near!r} are not allowed: both must be > 0")
         if not 0 < self.resolution <= 1:
             raise ConfigError(f"resolution={self.resolution!r} is not allowed: it must be in (0, 1]")
         if not self.x_max > self.x_min:
@@ -65,6 +69,13 @@ class SearchConfig:
     def x(self, k: int) -> float:
         return round(self.x_min + k * self.resolution, 10)
 
+    def k(self, x: float) -> int:
+        """The grid point nearest x, inside the grid."""
+        return min(max(round((x - self.x_min) / self.resolution), 0), self.n_points - 1)
+
+    def steps(self, dx: float) -> int:
+        return max(1, round(dx / self.resolution))
+
     @property
     def sharp_eps(self) -> float:
         if self.eps is not None:
@@ -75,7 +86,7 @@ class SearchConfig:
         """What defines the search (and so its study): not c, not where or how many workers run it."""
         run = {k: v for k, v in self.run.params().items() if k != "c"}
         return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
-                "gallop": self.gallop, "eps": self.sharp_eps}  # fmt: skip
+                "x_start": self.x_start, "gallop": self.gallop, "gallop_near": self.gallop_near, "eps": self.sharp_eps}  # fmt: skip
 
     @property
     def study_name(self) -> str:
@@ -105,12 +116,14 @@ class SearchConfig:
 
 
 def ledger_of(trials: list[FrozenTrial], config: SearchConfig, exclude: int | None = None) -> Ledger:
-    ledger = Ledger(config.n_points, config.mode, max(1, round(config.gallop / config.resolution)))
+    ledger = Ledger(
+        config.n_points, config.mode, config.k(config.x_start), config.steps(config.gallop), config.steps(config.gallop_near)
+    )
     for trial in trials:
         if trial.number == exclude or "k" not in trial.params:
             continue
         if trial.state == TrialState.COMPLETE:
-            ledger.record(trial.params["k"], trial.user_attrs["answers"])
+            ledger.record(trial.params["k"], trial.user_attrs["answers"], trial.user_attrs.get("margins"))
         elif trial.state == TrialState.RUNNING:
             ledger.pending.add(trial.params["k"])
     return ledger
@@ -206,16 +219,17 @@ def work(config: SearchConfig, parent_run_id: str, init: runner.Initialization |
             continue
         with get_heartbeat_thread(trial._trial_id, study._storage):
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            answers, run_id = run_point(config, init, parent_run_id, plan, trial)
+            answers, margins = run_point(config, init, parent_run_id, plan, trial)
         try:
             trial.set_user_attr("answers", answers)
+            trial.set_user_attr("margins", margins)
             study.tell(trial, config.x(k))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # our heartbeat was late and another worker declared the trial dead: its c is retried there
 
 
-def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: str, plan: Plan, trial) -> tuple[dict, str]:
-    """Train one c as a child run; measure only what the plan asks; return the four answers."""
+def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: str, plan: Plan, trial) -> tuple[dict, dict]:
+    """Train one c as a child run; measure only what the plan asks; return the four answers and the margins."""
     c = 2.0 ** config.x(plan.k)
     run_config = dataclasses.replace(config.run, c=c, barrier=plan.barrier)
     tags = {tracking.SEARCH_TAG: config.study_name, "phasediag.x": f"{config.x(plan.k):.4f}"}
@@ -226,13 +240,13 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
             init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=None if grid else 1.0 + config.sharp_eps
         )
         runner.log_result(run_id, init, result, config.run.log_checkpoints)
-    history = result.history
-    answers = trial_answers(
-        history["loss_ratio"].to_numpy(), history["sharpness_ratio"].to_numpy() if plan.sharpness else None,
-        history["loss"].to_numpy(), result.barrier if plan.barrier else None, config.sharp_eps,
-    )  # fmt: skip
+    loss_ratio = result.history["loss_ratio"].to_numpy()
+    sharpness_ratio = result.history["sharpness_ratio"].to_numpy() if plan.sharpness else None
+    barrier = result.barrier if plan.barrier else None
+    answers = trial_answers(loss_ratio, sharpness_ratio, result.history["loss"].to_numpy(), barrier, config.sharp_eps)
+    margins = trial_margins(loss_ratio, sharpness_ratio, answers["max"], config.sharp_eps)
     trial.set_user_attr("hvps", result.hvps)
-    return answers, run_id
+    return answers, margins
 
 
 def _worker_process(config: SearchConfig, parent_run_id: str, threads: int) -> None:

@@ -242,8 +242,8 @@ RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ra
 X_TAG = "phasediag.x"  # log2 c of a search's child run
 NON_MONOTONE_TAG = "phasediag.non_monotone"
 INTERPOLATION_ARTIFACT = "interpolation.csv"  # (s, loss) of a run whose barrier was measured
-_SEARCH_PARAM_TYPES = {"mode": str, "resolution": float, "x_min": float, "x_max": float, "gallop": float,
-                       "eps": float, "study": str, "lambda0_tol": float}  # fmt: skip
+_SEARCH_PARAM_TYPES = {"mode": str, "resolution": float, "x_min": float, "x_max": float, "x_start": float,
+                       "gallop": float, "gallop_near": float, "eps": float, "study": str, "lambda0_tol": float}  # fmt: skip
 _PAGE = 5000  # runs per search_runs page
 _SQL_CHUNK = 500  # run ids per bulk-history SQL query
 _REST_CHUNK = 100  # run ids per bulk-history HTTP request (the server's limit)
