@@ -439,3 +439,15 @@ def test_queries_are_the_same_on_an_mlflow_server(mlflow_server, tmp_path, monke
     for local, remote in zip(frames["sqlite"], frames["server"]):
         assert len(local) > 0
         pd.testing.assert_frame_equal(local, remote, check_dtype=False)
+
+
+@pytest.mark.parametrize("n_children", [5, 13, 30, 60])
+def test_default_trajectories_are_an_even_spread_with_the_constants(n_children):
+    x = np.round(np.linspace(-1, 4, n_children), 4)
+    children = pd.DataFrame({"run_id": [f"r{i}" for i in range(n_children)], "x": x, "c": 2.0**x})
+    parent = pd.Series({"study": "s", "resolution": 0.1, "c_loss": 2.0 ** x[n_children // 3], "c_sharp": 2.0 ** x[n_children // 3 + 1],
+                        "c_max": 2.0 ** x[-2], "c_barrier": np.nan})  # fmt: skip
+    chosen = diagram.choose_runs(children.sample(frac=1.0, random_state=0), parent, None)
+    assert len(chosen) == min(n_children, diagram.MAX_TRAJECTORIES)
+    assert chosen["x"].is_monotonic_increasing and chosen["run_id"].is_unique
+    assert {x[0], x[-1], x[n_children // 3], x[n_children // 3 + 1], x[-2]} <= set(chosen["x"])

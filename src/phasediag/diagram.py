@@ -221,8 +221,10 @@ def choose_runs(children: pd.DataFrame, parent: pd.Series, cs: list[float] | Non
         value = parent.get(name)
         if value is not None and np.isfinite(value):
             must.add(int((children["x"] - math.log2(value)).abs().idxmin()))
-    spread = np.linspace(0, len(children) - 1, MAX_TRAJECTORIES - len(must)).round().astype(int)
-    return children.loc[sorted(must | set(spread.tolist()))].reset_index(drop=True)
+    chosen = must | {0, len(children) - 1}
+    while len(chosen) < MAX_TRAJECTORIES:  # fill the widest gaps in x order
+        chosen.add(max(range(len(children)), key=lambda i: min(abs(i - j) for j in chosen)))
+    return children.loc[sorted(chosen)].reset_index(drop=True)
 
 
 def trajectory_table(experiment: str, search: str | None, cs: list[float] | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:

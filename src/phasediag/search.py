@@ -69,12 +69,12 @@ class SearchConfig:
     def x(self, k: int) -> float:
         return round(self.x_min + k * self.resolution, 10)
 
-    def k(self, x: float) -> int:
-        """The grid point nearest x, inside the grid."""
-        return min(max(round((x - self.x_min) / self.resolution), 0), self.n_points - 1)
+    def empty_ledger(self) -> Ledger:
+        def steps(dx: float) -> int:
+            return max(1, round(dx / self.resolution))
 
-    def steps(self, dx: float) -> int:
-        return max(1, round(dx / self.resolution))
+        start = min(max(round((self.x_start - self.x_min) / self.resolution), 0), self.n_points - 1)
+        return Ledger(self.n_points, self.mode, start, steps(self.gallop), steps(self.gallop_near))
 
     @property
     def sharp_eps(self) -> float:
@@ -116,9 +116,7 @@ class SearchConfig:
 
 
 def ledger_of(trials: list[FrozenTrial], config: SearchConfig, exclude: int | None = None) -> Ledger:
-    ledger = Ledger(
-        config.n_points, config.mode, config.k(config.x_start), config.steps(config.gallop), config.steps(config.gallop_near)
-    )
+    ledger = config.empty_ledger()
     for trial in trials:
         if trial.number == exclude or "k" not in trial.params:
             continue
