@@ -2,6 +2,7 @@
 
 import os
 import re
+import sys
 import tempfile
 import time
 import urllib.error
@@ -129,7 +130,12 @@ def start_run(
     adopted = None if parent_run_id else _project_run_id()
     if adopted:
         run_id = adopted
-        logged = client.get_run(run_id).data.params
+        project_run = client.get_run(run_id)
+        chosen = client.get_experiment(project_run.info.experiment_id).name
+        if chosen != experiment:  # MLflow chose the experiment before we ran; a run cannot be moved
+            print(f"phasediag: note: `mlflow run` put this run in experiment {chosen!r}, not {experiment!r}; "
+                  f"pass --experiment-name {experiment} to `mlflow run` to keep them together", file=sys.stderr)  # fmt: skip
+        logged = project_run.data.params
         params = {k: v for k, v in params.items() if k not in logged}
         if run_name:
             all_tags["mlflow.runName"] = run_name
