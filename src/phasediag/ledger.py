@@ -99,6 +99,7 @@ class Ledger:
             return next((k for k in self._grid_remaining() if k not in self.pending), None)
         if not self.done and not self.pending:
             return self.start
+        lowest_yes = min((k for k, answers in self.done.items() if True in answers.values()), default=None)
         # Open gaps per question; running trials already split their brackets (k workers -> k + 1 parts).
         gaps, probes = [], []
         for q in self.questions():
@@ -107,7 +108,7 @@ class Ledger:
             mine = [(a, b) for a, b in zip(cuts, cuts[1:]) if b - a > 1]
             crossing = self.crossing(q) if mine else None
             gaps += mine
-            probes += [self._probe(a, b, crossing) for a, b in mine]
+            probes += [self._probe(a, b, crossing, lowest_yes) for a, b in mine]
         if not gaps:
             return None
 
@@ -116,11 +117,10 @@ class Ledger:
 
         return max(probes, key=lambda k: (information(k), -k))
 
-    def _probe(self, a: int, b: int, crossing: tuple[float, bool] | None) -> int:
+    def _probe(self, a: int, b: int, crossing: tuple[float, bool] | None, lowest_yes: int | None) -> int:
         """The point to try in the open gap (a, b): the grid point nearest the margins' zero crossing when it lies in
         the gap, else the midpoint, or (no 'yes' above yet) a gallop step up from the last 'no'."""
-        seen = [k for k, answers in self.done.items() if any(v is True for v in answers.values())]
-        step = max(self.gallop_near, (a - min(seen)) // 3) if seen else self.gallop
+        step = self.gallop if lowest_yes is None else max(self.gallop_near, (a - lowest_yes) // 3)
         fallback = min(a + step, b - 1) if b == self.n_points and a >= 0 else (a + b) // 2
         if crossing is None or not a < crossing[0] <= b:
             return fallback

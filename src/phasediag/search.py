@@ -69,12 +69,15 @@ class SearchConfig:
     def x(self, k: int) -> float:
         return round(self.x_min + k * self.resolution, 10)
 
+    def k(self, x: float) -> int:
+        """The grid point nearest x, inside the grid."""
+        return min(max(round((x - self.x_min) / self.resolution), 0), self.n_points - 1)
+
     def empty_ledger(self) -> Ledger:
         def steps(dx: float) -> int:
             return max(1, round(dx / self.resolution))
 
-        start = min(max(round((self.x_start - self.x_min) / self.resolution), 0), self.n_points - 1)
-        return Ledger(self.n_points, self.mode, start, steps(self.gallop), steps(self.gallop_near))
+        return Ledger(self.n_points, self.mode, self.k(self.x_start), steps(self.gallop), steps(self.gallop_near))
 
     @property
     def sharp_eps(self) -> float:
