@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 
-from phasediag.search import CONSTANTS, SearchConfig, search
+from phasediag.search.study import CONSTANTS, SearchConfig, search
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))

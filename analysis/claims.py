@@ -7,7 +7,9 @@ Tolerances are constants of phasediag.claims (BAND, INEQUALITY_PASS): change the
 
 import argparse
 
-from phasediag import claims, diagram, tracking
+from phasediag.reports import claims
+from phasediag.reports import diagram
+from phasediag import tracking
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--experiment", default="demo")

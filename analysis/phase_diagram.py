@@ -11,7 +11,7 @@ import argparse
 
 import pandas as pd
 
-from phasediag import diagram
+from phasediag.reports import diagram
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--experiment", default="demo")

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from phasediag import tracking
-from phasediag.config import RunConfig
-from phasediag.critical import QUESTIONS, constants_on_grid, increased, trial_answers, trial_margins
-from phasediag.ledger import Ledger
-from phasediag.search import SearchConfig
+from phasediag.run.config import RunConfig
+from phasediag.physics.critical import QUESTIONS, constants_on_grid, increased, trial_answers, trial_margins
+from phasediag.search.ledger import Ledger
+from phasediag.search.study import SearchConfig
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--experiment", required=True, help="an experiment holding finished grid searches")

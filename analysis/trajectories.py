@@ -6,7 +6,8 @@
 
 import argparse
 
-from phasediag import diagram, tracking
+from phasediag.reports import diagram
+from phasediag import tracking
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--experiment", default="demo")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from phasediag import cli, tracking
+from phasediag import cli
+from phasediag import tracking
 from servers import running_mlflow_server
 
 BROWSER_TIMEOUT = 120  # s for one Chromium page load (the JS app, then its API calls)

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phasediag import critical
-from phasediag.critical import (
+from phasediag.physics import critical
+from phasediag.physics.critical import (
     DIVERGENCE_LOSS,
     aggregate,
     c_crit,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from phasediag import data
-from phasediag.config import ConfigError
+from phasediag.run import data
+from phasediag.run.config import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO
-from phasediag import claims, cli, diagram, tracking
-from phasediag.critical import trial_answers
-from phasediag.ledger import Ledger
+from phasediag.reports import claims
+from phasediag import cli
+from phasediag.reports import diagram
+from phasediag import tracking
+from phasediag.physics.critical import trial_answers
+from phasediag.search.ledger import Ledger
 
 FAKE = "fake"
 X_MIN, RES, X_MAX = -1.0, 0.1, 7.0

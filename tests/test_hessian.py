@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phasediag.hessian import (
+from phasediag.physics.hessian import (
     HVP_MODES,
     Eigen,
     HessianOperator,
@@ -20,7 +20,7 @@ from phasediag.hessian import (
     top_eigenvalue,
     trainable_parameters,
 )
-from phasediag.losses import LOSSES
+from phasediag.physics.losses import LOSSES
 
 HAVE_MODELS = importlib.util.find_spec("phasediag.models") is not None and (
     importlib.util.find_spec("phasediag.models").origin is not None

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from phasediag.critical import QUESTIONS, constants_on_grid
-from phasediag.ledger import Ledger
+from phasediag.physics.critical import QUESTIONS, constants_on_grid
+from phasediag.search.ledger import Ledger
 
 N = 111  # x in [-1, 10] at 0.1
 START = 20  # x = 1, the search's default first point

@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from conftest import REPO, history, runs_of
-from phasediag import cli, hessian, runner
-from phasediag.callbacks import interpolated_losses
-from phasediag.config import RunConfig
-from phasediag.losses import mse
+from phasediag import cli
+from phasediag.physics import hessian
+from phasediag.run import runner
+from phasediag.run.callbacks import interpolated_losses
+from phasediag.run.config import RunConfig
+from phasediag.physics.losses import mse
 
 SMALL = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",
          "--batch_size", "32", "--steps", "10", "--seed", "0"]  # fmt: skip

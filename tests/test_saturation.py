@@ -12,9 +12,12 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, runs_of
-from phasediag import cli, critical, runner, uvmodel
-from phasediag.config import RunConfig
-from phasediag.saturation import SaturationConfig, curve, parse_seeds, run_saturation
+from phasediag import cli
+from phasediag.physics import critical
+from phasediag.run import runner
+from phasediag.physics import uvmodel
+from phasediag.run.config import RunConfig
+from phasediag.reports.saturation import SaturationConfig, curve, parse_seeds, run_saturation
 
 UV = ["--arch", "uv", "--depth", "2", "--dataset", "uv", "--batch_size", "0", "--accelerator", "cpu"]
 FCN = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",

@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO, runs_of
 from phasediag import cli
-from phasediag.config import ConfigError
-from phasediag.search import SearchConfig, search
-from phasediag.sweep import SweepSpec
+from phasediag.run.config import ConfigError
+from phasediag.search.study import SearchConfig, search
+from phasediag.search.sweep import SweepSpec
 
 TINY = {"arch": "fcn", "depth": "3", "width": "16", "dataset": "synthetic:1x4x4:128", "measure_examples": "64",
         "batch_size": "32", "x_max": "7", "seed": "0"}  # fmt: skip

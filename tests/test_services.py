@@ -32,7 +32,7 @@ def check_studies(storage: str) -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from phasediag.sweep import SweepSpec
+    from phasediag.search.sweep import SweepSpec
 
     spec = SweepSpec.load(TINY, {"storage": storage})
     claims = optuna.load_study(study_name=spec.study_name, storage=storage).get_trials(deepcopy=False)

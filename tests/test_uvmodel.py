@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from phasediag import uvmodel as uv
-from phasediag.hessian import dense_hessian
-from phasediag.losses import mse
+from phasediag.physics import uvmodel as uv
+from phasediag.physics.hessian import dense_hessian
+from phasediag.physics.losses import mse
 from phasediag.models import build_model
 
 GRID = uv.log2_grid(-1.0, 4.0, 0.1)
@@ -188,7 +188,7 @@ def test_constants_match_a_literal_loop():
 
 
 def test_run_uv_writes_tables_and_figures(tmp_path):
-    from phasediag.uvjob import run_uv
+    from phasediag.reports.uv import run_uv
 
     result = run_uv([2, 8], inits=40, out=tmp_path, log=False)
     tables = ("critical", "first_step", "saturation", "trajectories", "phase_diagram")

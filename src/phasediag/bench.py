@@ -8,7 +8,7 @@ Sections (add one: write a function taking the parsed arguments, append it to ``
 
 * A. Foundation (issue 2): cost of one HVP against one gradient per ``hvp_mode``; the paper's sharpness
   estimator against the project's default on a 10-step run, with errors against a converged reference.
-* B. uv model: ``uvjob.bench_uv()``.
+* B. uv model: ``uv_report.bench_uv()``.
 * C. Search (issue 3): the paper's grid with its estimator against the default bisection, one seed.
 * D. Per-run overhead of Lightning and MLflow against a bare torch loop.
 """
@@ -30,11 +30,13 @@ from collections.abc import Callable
 
 import torch
 
-from phasediag import hessian, runner, uvjob
-from phasediag.callbacks import evaluate
-from phasediag.config import RunConfig
-from phasediag.losses import LOSSES
-from phasediag.search import CONSTANTS, SearchConfig, search
+from phasediag.physics import hessian
+from phasediag.run import runner
+from phasediag.reports import uv as uv_report
+from phasediag.run.callbacks import evaluate
+from phasediag.run.config import RunConfig
+from phasediag.physics.losses import LOSSES
+from phasediag.search.study import CONSTANTS, SearchConfig, search
 
 # --- section A settings
 FOUNDATION = dict(arch="fcn", depth=8, width=512, dataset="fashion_mnist", subset=2048, loss="mse", c=2.0,
@@ -198,7 +200,7 @@ def section_foundation(args: argparse.Namespace) -> None:
 
 def section_uv(args: argparse.Namespace) -> None:
     print("Fig. 7 computation in closed form (widths 2..512, 500 inits, c step 0.1), best of 3\n")
-    print(table(["figure", "value"], [[k, f"{v:.4g}"] for k, v in uvjob.bench_uv().items()]))
+    print(table(["figure", "value"], [[k, f"{v:.4g}"] for k, v in uv_report.bench_uv().items()]))
 
 
 # --------------------------------------------------------------------------------------------- section C

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from phasediag.config import ConfigError, RunConfig
+from phasediag.run.config import ConfigError, RunConfig
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -38,7 +38,8 @@ def config_values(args: argparse.Namespace, cls: type) -> dict[str, str]:
 
 @command("run", "train one (c, depth, width, seed) run and log it to MLflow", lambda p: add_config_fields(p, RunConfig))
 def run_command(args: argparse.Namespace) -> int:
-    from phasediag import runner, tracking
+    from phasediag.run import runner
+    from phasediag import tracking
 
     config = RunConfig.from_strings(config_values(args, RunConfig))
     tracking.check_reachable()
@@ -52,7 +53,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
-    from phasediag.search import SearchConfig
+    from phasediag.search.study import SearchConfig
 
     add_config_fields(parser, RunConfig, skip=("c",))
     add_config_fields(parser, SearchConfig, skip=("run",))
@@ -60,13 +61,14 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("search", "critical constants c_loss, c_sharp, c_max, c_barrier of one (config, seed)", _search_arguments)
 def search_command(args: argparse.Namespace) -> int:
-    from phasediag import search, tracking
+    from phasediag.search import study
+    from phasediag import tracking
 
-    values = {**config_values(args, RunConfig), **config_values(args, search.SearchConfig)}
+    values = {**config_values(args, RunConfig), **config_values(args, study.SearchConfig)}
     values.pop("run", None)
-    config = search.SearchConfig.from_strings(values)
+    config = study.SearchConfig.from_strings(values)
     tracking.check_reachable()
-    result = search.search(config)
+    result = study.search(config)
     constants = "  ".join(f"{k}={v:.4g}" for k, v in result.constants.items())
     print(f"search {result.study_name}: lambda0={result.lambda0:.6g}  {constants}  runs={result.n_runs} hvps={result.hvps}"
           + (f"  non-monotone: {', '.join(result.non_monotone)}" if result.non_monotone else ""))  # fmt: skip
@@ -84,7 +86,8 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("sweep", "many searches from a YAML spec, shared by any number of workers", _sweep_arguments)
 def sweep_command(args: argparse.Namespace) -> int:
-    from phasediag import sweep, tracking
+    from phasediag.search import sweep
+    from phasediag import tracking
 
     if args.workers < 1:
         raise ConfigError(f"workers={args.workers} is not allowed: it must be >= 1")
@@ -110,7 +113,8 @@ def _uv_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("uv", "the uv model of Sec. 5: exact phase diagrams, Eq. (16), Figs. 7, 8, 10, 11", _uv_arguments)
 def uv_command(args: argparse.Namespace) -> int:
-    from phasediag import tracking, uvjob
+    from phasediag import tracking
+    from phasediag.reports import uv as uv_report
 
     try:
         args.widths = [int(w) for item in args.widths for w in item.replace(",", " ").split()]
@@ -120,7 +124,7 @@ def uv_command(args: argparse.Namespace) -> int:
         raise ConfigError("widths, inits and steps must be >= 1 and c_step > 0")
     if args.log:
         tracking.check_reachable()
-    result = uvjob.run_uv(args.widths, args.inits, args.seed, args.c_step, args.steps, args.out, args.experiment, args.log)
+    result = uv_report.run_uv(args.widths, args.inits, args.seed, args.c_step, args.steps, args.out, args.experiment, args.log)
     print(f"uv model: wrote {args.out}/ ({', '.join(sorted(p.name for p in args.out.iterdir()))})")
     if result.get("run_id"):
         print(f"logged as run {result['run_id']} in experiment {args.experiment!r}")
@@ -130,7 +134,7 @@ def uv_command(args: argparse.Namespace) -> int:
 @command("data", "prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package",
          lambda p: p.add_argument("--data_dir", default="data"))  # fmt: skip
 def data_command(args: argparse.Namespace) -> int:
-    from phasediag import data
+    from phasediag.run import data
 
     data.load("fashion_mnist", args.data_dir)
     print(f"Fashion-MNIST ready in {Path(args.data_dir, 'FashionMNIST', 'raw').resolve()}")
@@ -139,7 +143,7 @@ def data_command(args: argparse.Namespace) -> int:
 
 
 def _saturation_arguments(parser: argparse.ArgumentParser) -> None:
-    from phasediag.saturation import RUN_FIELDS_UNUSED, SaturationConfig
+    from phasediag.reports.saturation import RUN_FIELDS_UNUSED, SaturationConfig
 
     add_config_fields(parser, RunConfig, skip=RUN_FIELDS_UNUSED)
     add_config_fields(parser, SaturationConfig, skip=("run", "seeds"))
@@ -150,7 +154,8 @@ def _saturation_arguments(parser: argparse.ArgumentParser) -> None:
 @command("saturation", "intermediate saturation (Sec. 3, Fig. 5): <lambda_tau/lambda_0> against c, chi, chi', c_crit",
          _saturation_arguments)  # fmt: skip
 def saturation_command(args: argparse.Namespace) -> int:
-    from phasediag import saturation, tracking
+    from phasediag.reports import saturation
+    from phasediag import tracking
 
     values = {**config_values(args, RunConfig), **config_values(args, saturation.SaturationConfig)}
     if args.seeds is not None:
@@ -198,7 +203,7 @@ def _diagram_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("diagram", "phase diagram, relations and c_barrier of an experiment's searches (Figs. 3, 4, 6)", _diagram_arguments)
 def diagram_command(args: argparse.Namespace) -> int:
-    from phasediag import diagram
+    from phasediag.reports import diagram
 
     _store_with_data()
     _report(f"diagram {args.experiment}", diagram.diagram(args.experiment, args.x, _out(args.out), args.log), args.experiment)
@@ -222,7 +227,7 @@ def _trajectories_arguments(parser: argparse.ArgumentParser) -> None:
 @command("trajectories", "loss and sharpness against step, interpolated loss, for one search (Figs. 1, 2)",
          _trajectories_arguments)  # fmt: skip
 def trajectories_command(args: argparse.Namespace) -> int:
-    from phasediag import diagram
+    from phasediag.reports import diagram
 
     cs = None
     items = [v for item in (args.c or []) for v in item.replace(",", " ").split()]
@@ -244,7 +249,7 @@ def _claims_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("claims", "check the paper's claims on an experiment's own data (claims.md)", _claims_arguments)
 def claims_command(args: argparse.Namespace) -> int:
-    from phasediag import claims
+    from phasediag.reports import claims
 
     _store_with_data()
     table, markdown, result = claims.claims(args.experiment, _out(args.out), args.log, args.saturation_experiment)
@@ -263,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from phasediag.data import DataError
+    from phasediag.run.data import DataError
     from phasediag.tracking import TrackingError, discard_project_run
 
     try:

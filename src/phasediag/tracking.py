@@ -261,7 +261,7 @@ def _param_types() -> dict[str, type]:
     import dataclasses
     import types
 
-    from phasediag.config import RunConfig
+    from phasediag.run.config import RunConfig
 
     declared: dict[str, type] = {}
     for f in dataclasses.fields(RunConfig):

@@ -1,4 +1,4 @@
-"""Figures of the uv model (Figs. 7, 8, 10, 11 of the paper) from the tables of uvjob. matplotlib, Agg backend."""
+"""Figures of the uv model (Figs. 7, 8, 10, 11 of the paper) from the tables of reports.uv. matplotlib, Agg backend."""
 
 from pathlib import Path
 
@@ -10,8 +10,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from phasediag import critical, uvmodel  # noqa: E402
-from phasediag.plots import REGIONS  # noqa: E402  (the same colours as the networks' phase diagrams)
+from phasediag.physics import critical  # noqa: E402
+from phasediag.physics import uvmodel  # noqa: E402
+from phasediag.plots.phase import REGIONS  # noqa: E402  (the same colours as the networks' phase diagrams)
 MARKERS = {"loss": ("o", "tab:blue"), "sharp": ("s", "tab:red"), "max": ("^", "black")}
 
 

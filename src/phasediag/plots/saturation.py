@@ -1,7 +1,4 @@
-"""Fig. 5 of the paper: the intermediate saturation regime. matplotlib, Agg backend.
-
-(Kept apart from plots.py, which another part of the project writes; move it there when both exist.)
-"""
+"""Fig. 5 of the paper: the intermediate saturation regime. matplotlib, Agg backend."""
 
 import math
 from pathlib import Path

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from phasediag import hessian, tracking
-from phasediag.callbacks import Barrier, DivergenceStop, Measurements, measure_schedule
-from phasediag.config import RunConfig
-from phasediag.data import EarlyTrainingData
-from phasediag.losses import LOSSES
+from phasediag.physics import hessian
+from phasediag import tracking
+from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, measure_schedule
+from phasediag.run.config import RunConfig
+from phasediag.run.data import EarlyTrainingData
+from phasediag.physics.losses import LOSSES
 from phasediag.models import build_model
-from phasediag.module import EarlyTraining
+from phasediag.run.module import EarlyTraining
 
 LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
 

@@ -59,7 +59,7 @@ def _where(row: pd.Series, keys: list[str]) -> str:
 
 
 def _other_keys(frame: pd.DataFrame) -> list[str]:
-    from phasediag.diagram import varying_keys
+    from phasediag.reports.diagram import varying_keys
 
     return [k for k in varying_keys(frame) if k != "inv_width"]
 
@@ -240,7 +240,8 @@ def to_markdown(table: pd.DataFrame, experiment: str) -> str:
 def claims(experiment: str, out: Path | str | None = None, log: bool = True, saturation_experiment: str | None = None):
     """Evaluate the claims on the experiment's finished searches (and saturation runs): claims.md and claims.csv in
     `out` (default out/<experiment>), one analysis run holding them. Returns (table, markdown, diagram.Output)."""
-    from phasediag import diagram, tracking
+    from phasediag.reports import diagram
+    from phasediag import tracking
 
     constants = diagram.finished_searches(experiment)
     saturation = tracking.runs_of_kind(saturation_experiment or experiment, "saturation")

@@ -19,10 +19,11 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
-from phasediag import runner, tracking
-from phasediag.config import ConfigError, RunConfig, coerce
-from phasediag.critical import trial_answers, trial_margins
-from phasediag.ledger import Ledger, Plan
+from phasediag.run import runner
+from phasediag import tracking
+from phasediag.run.config import ConfigError, RunConfig, coerce
+from phasediag.physics.critical import trial_answers, trial_margins
+from phasediag.search.ledger import Ledger, Plan
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # We drive heartbeats ourselves (ask/tell loop) with Optuna's own heartbeat thread and stale-trial check.

@@ -11,7 +11,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy.special import gammaln
 
-from phasediag import critical
+from phasediag.physics import critical
 
 Scaling = Literal["c", "k"]  # eta = c / lambda_0 or eta = k / tr(H_0)
 

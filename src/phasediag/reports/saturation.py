@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phasediag import critical
-from phasediag.config import ConfigError, RunConfig, coerce
+from phasediag.physics import critical
+from phasediag.run.config import ConfigError, RunConfig, coerce
 
 TAU_CONSTANT = {"mse": 200.0, "xent": 100.0}  # c tau ~ 200 (Sec. 3), ~ 100 for cross-entropy (App. F)
 # RunConfig fields that mean nothing here: c is the grid, steps follow from tau, the sharpness schedule is the window,
@@ -166,7 +166,7 @@ class SaturationResult:
 
 def measure(init, config: SaturationConfig, c: float) -> dict[str, Any]:
     """One (seed, c): train to tau + h steps, sharpness only in the window, lambda_tau / lambda_0 (NaN if diverged)."""
-    from phasediag import runner
+    from phasediag.run import runner
 
     tau = config.tau(c)
     steps = config.window_steps(tau)
@@ -186,7 +186,7 @@ def measure(init, config: SaturationConfig, c: float) -> dict[str, Any]:
 
 def scan(config: SaturationConfig, first_init=None, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Every seed at every c of the grid: one row per (seed, c) with lambda_tau / lambda_0 ('ratio')."""
-    from phasediag import runner
+    from phasediag.run import runner
 
     rows = []
     for i, seed in enumerate(config.seeds):
@@ -240,7 +240,7 @@ def curve(table: pd.DataFrame, config: SaturationConfig) -> tuple[pd.DataFrame, 
 
 
 def write(table: pd.DataFrame, frame: pd.DataFrame, c_crit: float, config: SaturationConfig) -> dict[str, Path]:
-    from phasediag import plots_saturation
+    from phasediag.plots import saturation as saturation_plots
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,13 +251,13 @@ def write(table: pd.DataFrame, frame: pd.DataFrame, c_crit: float, config: Satur
     tau = f"tau = {config.tau_fixed}" if config.tau_fixed is not None else f"c tau = {config.tau_const:g}"
     title = (f"{r.arch} d={r.depth} w={r.width} {r.dataset} {r.loss}, {tau}, {len(config.seeds)} seeds: "
              f"$c_{{crit}}$ = {c_crit:.3g}")  # fmt: skip
-    plots_saturation.saturation(frame, c_crit, files["saturation.png"], title=title, table=table)
+    saturation_plots.saturation(frame, c_crit, files["saturation.png"], title=title, table=table)
     return files
 
 
 def run_saturation(config: SaturationConfig, log: bool = True, progress: Callable[[str], None] | None = None) -> SaturationResult:
     """The scan, the curve, the files in config.out and (with `log`) one MLflow run holding them."""
-    from phasediag import runner
+    from phasediag.run import runner
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()

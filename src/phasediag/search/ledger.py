@@ -13,7 +13,7 @@ their thresholds, critical.trial_margins) only decide where to probe next: where
 import math
 from dataclasses import dataclass, field
 
-from phasediag.critical import QUESTIONS
+from phasediag.physics.critical import QUESTIONS
 
 Answers = dict[str, bool | None]  # None: not measured in that trial
 Margins = dict[str, float | None]  # > 0 leans 'yes'; None: not measured, or not a finite number (diverged)

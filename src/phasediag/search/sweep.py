@@ -24,8 +24,8 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from phasediag import tracking
-from phasediag.config import ConfigError
-from phasediag.search import SearchConfig, open_study, search
+from phasediag.run.config import ConfigError
+from phasediag.search.study import SearchConfig, open_study, search
 
 SPEC_KEYS = ("experiment", "fixed", "vary")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from phasediag import hessian
-from phasediag.critical import DIVERGENCE_LOSS
-from phasediag.losses import LossFn
+from phasediag.physics import hessian
+from phasediag.physics.critical import DIVERGENCE_LOSS
+from phasediag.physics.losses import LossFn
 
 T1 = 10  # the early transient: sharpness at every step up to here
 

@@ -3,7 +3,7 @@
 import lightning as L
 import torch
 
-from phasediag.losses import LossFn
+from phasediag.physics.losses import LossFn
 
 
 class EarlyTraining(L.LightningModule):

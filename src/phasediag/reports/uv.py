@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phasediag import critical, plots_uv, uvmodel
+from phasediag.physics import critical
+from phasediag.plots import uv as uv_plots
+from phasediag.physics import uvmodel
 
 X_MIN, X_MAX = -1.0, 4.0  # c = 2^x up to 16: every init diverges by then (c <= 1.5 k and k > 4 diverges)
 TAU = 100  # Fig. 10: sharpness measured after 100 steps
@@ -126,10 +128,10 @@ def run_uv(
     for name, table in tables.items():
         table.to_csv(files[name], index=False)
     files |= {
-        "fig7": plots_uv.phase_diagrams(tables["uv_phase_diagram"], out / "uv_fig7_phase_diagrams.png"),
-        "fig8": plots_uv.trajectories(tables["uv_trajectories"], out / "uv_fig8_trajectories.png"),
-        "fig10": plots_uv.saturation(tables["uv_saturation"], out / "uv_fig10_saturation.png"),
-        "fig11": plots_uv.first_step(tables["uv_first_step"], tables["uv_critical"], out / "uv_fig11_first_step.png"),
+        "fig7": uv_plots.phase_diagrams(tables["uv_phase_diagram"], out / "uv_fig7_phase_diagrams.png"),
+        "fig8": uv_plots.trajectories(tables["uv_trajectories"], out / "uv_fig8_trajectories.png"),
+        "fig10": uv_plots.saturation(tables["uv_saturation"], out / "uv_fig10_saturation.png"),
+        "fig11": uv_plots.first_step(tables["uv_first_step"], tables["uv_critical"], out / "uv_fig11_first_step.png"),
     }
     seconds["write"] = time.perf_counter() - start
 

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phasediag import critical, tracking
-from phasediag.config import ConfigError
+from phasediag.physics import critical
+from phasediag import tracking
+from phasediag.run.config import ConfigError
 
 CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
 PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
@@ -146,7 +147,7 @@ def log_analysis(experiment: str, analysis: str, params: dict[str, Any], metrics
 def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log: bool = True) -> Output:
     """Phase diagram, relations between the constants and c_barrier against 1/w (or d): PNG + CSV in `out`
     (default out/<experiment>), and one analysis run holding them."""
-    from phasediag import plots
+    from phasediag.plots import phase as phase_plots
 
     constants = finished_searches(experiment)
     x = choose_x(constants, x)
@@ -170,9 +171,9 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
         table.to_csv(out / f"{name}.csv", index=False)
         files.append(out / f"{name}.csv")
     files += [
-        plots.phase_diagram(summary, fits, x, panel, out / f"phase_diagram_{x}.png", title),
-        plots.relations(per_seed, x, panel, out / f"relations_{x}.png", title),
-        plots.barrier(summary, fits, x, panel, out / f"barrier_{x}.png", title),
+        phase_plots.phase_diagram(summary, fits, x, panel, out / f"phase_diagram_{x}.png", title),
+        phase_plots.relations(per_seed, x, panel, out / f"relations_{x}.png", title),
+        phase_plots.barrier(summary, fits, x, panel, out / f"barrier_{x}.png", title),
     ]
     run_id = None
     if log:
@@ -252,7 +253,7 @@ def trajectory_table(experiment: str, search: str | None, cs: list[float] | None
 def trajectories(experiment: str, search: str | None, cs: list[float] | None = None, out: Path | str | None = None,
                  log: bool = True) -> Output:  # fmt: skip
     """Loss and sharpness against step (2/eta dashed) and interpolated loss against s, for one search."""
-    from phasediag import plots
+    from phasediag.plots import phase as phase_plots
 
     parent, table, curves = trajectory_table(experiment, search, cs)
     out = Path(out) if out else default_out(experiment)
@@ -260,7 +261,7 @@ def trajectories(experiment: str, search: str | None, cs: list[float] | None = N
     stem = f"trajectories_{parent['study']}"
     table.to_csv(out / f"{stem}.csv", index=False)
     curves.to_csv(out / f"interpolation_{parent['study']}.csv", index=False)
-    figure = plots.trajectories(table, curves, parent, out / f"{stem}.png")
+    figure = phase_plots.trajectories(table, curves, parent, out / f"{stem}.png")
     files = [out / f"{stem}.csv", out / f"interpolation_{parent['study']}.csv", figure]
     run_id = None
     if log:

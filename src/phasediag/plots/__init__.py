@@ -1,0 +1,1 @@
+"""matplotlib figures: phase diagrams and trajectories, saturation, the uv model."""

@@ -1,0 +1,1 @@
+"""Finding the critical constants: the ledger of brackets (pure), the Optuna study of one search, and sweeps."""
