@@ -76,6 +76,7 @@ def readme_table() -> dict[int, str]:
     """Figure number -> its row of the README's per-figure table."""
     text = (Path(REPO) / "README.md").read_text()
     section = text[text.index("## Every figure of the paper") :]
+    section = section[: section.index("\n## ", 1)]
     rows = {}
     for line in section.splitlines():
         match = re.match(r"\|\s*(\d+)\s*\|", line)
