@@ -597,7 +597,7 @@ def load(experiment: str, saturation_experiment: str | None = None, uv_experimen
         uv = tracking.artifact_tables([latest], "uv_critical.csv")
         uv_saturation = tracking.artifact_tables([latest], "uv_saturation.csv")
     if constants.empty and saturation.empty and uv is None:
-        raise diagram._no_searches(experiment, found)
+        diagram.finished_searches(experiment)  # raises the one-line error naming what is missing
     return {"constants": constants, "saturation": saturation, "runs": runs, "saturation_seeds": seeds,
             "saturation_curves": curves, "uv": uv, "uv_saturation": uv_saturation}  # fmt: skip
 
