@@ -311,3 +311,37 @@ def test_markdown_shows_intervals_and_the_rules():
     row = rows_of(table, "log2 c_loss increases with 1/w", "d=4").iloc[0]
     assert f"{row['measured']:.3g} [{row['low']:.3g}, {row['high']:.3g}]" in text
     assert "redraws the seeds within each point" in text
+
+
+# --- from a tracking store ---------------------------------------------------------------------------------------
+
+
+def test_load_reads_saturation_and_uv_artifacts_and_the_cli_reports_them(store, tmp_path, monkeypatch, capsys):
+    from phasediag import cli, tracking
+
+    monkeypatch.setattr(claims, "CURVE_BOOT", 60)
+    runs, seeds, curves = saturation_tables()
+    for run in runs.itertuples():
+        folder = tmp_path / run.run_id
+        folder.mkdir()
+        seeds[seeds["run_id"] == run.run_id].drop(columns="run_id").to_csv(folder / "saturation.csv", index=False)
+        curves[curves["run_id"] == run.run_id].drop(columns="run_id").to_csv(folder / "saturation_curve.csv", index=False)
+        params = {"arch": "fcn", "depth": run.depth, "width": run.width, "loss": "mse", "batch_size": 512, "window": 11,
+                  "polyorder": 3}  # fmt: skip
+        tracking.log_artifact_run("sat", "saturation", params, {"c_crit": run.c_crit}, folder)
+    uv_folder = tmp_path / "uv"
+    uv_folder.mkdir()
+    uv_table().to_csv(uv_folder / "uv_critical.csv", index=False)
+    pd.DataFrame({"width": [2, 512], "c": 2.0, "c_crit": [2.0, 2.0]}).to_csv(uv_folder / "uv_saturation.csv", index=False)
+    tracking.log_artifact_run("uv", "uv", {"widths": "2,512"}, {}, uv_folder)
+
+    data = claims.load("sat", uv_experiment="uv")
+    assert data["constants"].empty and len(data["saturation"]) == 4
+    assert len(data["saturation_seeds"]) == len(seeds) and set(data["saturation_curves"]["run_id"]) == set(data["saturation"]["run_id"])
+    assert len(data["uv"]) == len(uv_table())
+    assert cli.main(["claims", "--experiment", "sat", "--uv_experiment", "uv", "--out", str(tmp_path / "out"), "--no-log"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "claims.csv")
+    assert result(table, "FWHM of chi' (log2 c) grows with 1/w", "d=4") == "pass"
+    assert result(table, "log2 lambda_tau(c <= 1) decreases with 1/w", "d=4") == "pass"
+    assert result(table, "c_crit = 2 for all widths") == "pass"
+    assert "claims.md" in capsys.readouterr().out
