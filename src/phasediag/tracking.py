@@ -243,7 +243,8 @@ def log_artifact_run(
 # Queries: one call per kind of data (paged search_runs for params and run metrics, bulk metric histories), into pandas.
 # The same code serves a SQLite/PostgreSQL store and an `mlflow server` (http).
 
-SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "n_runs", "hvps", "non_monotone")
+SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "c_loss_censored", "c_sharp_censored",
+                  "c_barrier_censored", "n_runs", "hvps", "non_monotone")
 RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier")
 X_TAG = "phasediag.x"  # log2 c of a search's child run
 NON_MONOTONE_TAG = "phasediag.non_monotone"
