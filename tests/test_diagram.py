@@ -454,3 +454,23 @@ def test_default_trajectories_are_an_even_spread_with_the_constants(n_children):
     assert len(chosen) == min(n_children, diagram.MAX_TRAJECTORIES)
     assert chosen["x"].is_monotonic_increasing and chosen["run_id"].is_unique
     assert {x[0], x[-1], x[n_children // 3], x[n_children // 3 + 1], x[-2]} <= set(chosen["x"])
+
+
+def test_censored_flags_reach_the_tables_and_the_relations_plot(tmp_path):
+    """Per-seed censored flags (critical.censor) become a fraction per point in the summary; censored seeds are drawn
+    hollow (their face is transparent) in the relations figure."""
+    from phasediag.plots import phase as phase_plots
+
+    frame = pd.DataFrame({"depth": 2, "width": [8, 8, 8, 16], "seed": [0, 1, 2, 0], "c_loss": [2.0, 2.5, 2.5, 2.1],
+                          "c_sharp": [2.5, 2.5, 2.5, 2.3], "c_max": [3.0, 2.5, 2.5, 3.0], "c_barrier": [2.8, 2.5, 2.5, 2.9],
+                          "c_loss_censored": [0.0, 0.0, 1.0, 0.0], "c_sharp_censored": [0.0, 1.0, 1.0, 0.0],
+                          "c_barrier_censored": [0.0, 1.0, 1.0, 0.0]})  # fmt: skip
+    frame["inv_width"] = 1.0 / frame["width"]
+    summary, _ = diagram.summarize(frame, "width")
+    w8 = summary[summary["width"] == 8].iloc[0]
+    assert w8["c_loss_censored_frac"] == pytest.approx(1 / 3) and w8["c_sharp_censored_frac"] == pytest.approx(2 / 3)
+    assert summary[summary["width"] == 16].iloc[0]["c_sharp_censored_frac"] == 0
+    path = phase_plots.relations(frame, "width", [], tmp_path / "relations.png")
+    check_png(path)
+    hollow = phase_plots._censored(frame, "c_loss") | phase_plots._censored(frame, "c_sharp")
+    assert hollow.tolist() == [False, True, True, False]
