@@ -474,3 +474,15 @@ def test_censored_flags_reach_the_tables_and_the_relations_plot(tmp_path):
     check_png(path)
     hollow = phase_plots._censored(frame, "c_loss") | phase_plots._censored(frame, "c_sharp")
     assert hollow.tolist() == [False, True, True, False]
+
+
+def test_claims_count_censored_seeds():
+    table = hand_table()
+    flags = np.zeros(len(table))
+    table["c_loss_censored"], table["c_sharp_censored"] = flags, flags.copy()
+    table.loc[[0, 3], "c_sharp_censored"] = 1.0
+    table.loc[3, "c_loss_censored"] = 1.0
+    (row,) = [r for r in claims.evaluate(table).itertuples() if r.claim.startswith("seeds with a censored")]
+    assert row.measured == 2 and row.result == claims.INFO and row.detail.startswith(f"2/{len(table)} seeds; loss: 1, sharp: 2")
+    (old,) = [r for r in claims.evaluate(hand_table()).itertuples() if r.claim.startswith("seeds with a censored")]
+    assert old.result == claims.NO_DATA

@@ -25,6 +25,7 @@ INEQUALITY_PASS = 0.8
 ZERO_OUTPUTS = ("centered", "zero_readout")
 COLUMNS = ["claim", "scope", "measured", "expected", "result", "detail"]
 PASS, FAIL, NO_DATA = "pass", "fail", "no data"
+INFO = "count"  # a number reported, not a claim tested
 
 
 def _row(claim: str, scope: str, measured: float, expected: str, result: str, detail: str = "") -> dict:
@@ -87,6 +88,18 @@ def inequality(constants: pd.DataFrame) -> dict:
     if len(bad):
         detail += f"; violations (c_loss, c_sharp, c_max): {examples}" + (" ..." if len(bad) > 4 else "")
     return _row(claim, "all seeds", fraction, expected, PASS if fraction >= INEQUALITY_PASS else FAIL, detail)
+
+
+def censored(constants: pd.DataFrame) -> dict:
+    """How many seeds have a censored constant (critical.censor: divergence before any increase, constant = c_max)."""
+    names = [f"c_{q}_censored" for q in ("loss", "sharp", "barrier") if f"c_{q}_censored" in constants]
+    claim = "seeds with a censored constant (zero-width phase, constant = c_max)"
+    flags = constants[names].dropna(how="all") if names else pd.DataFrame()
+    if flags.empty:
+        return _row(claim, "all seeds", math.nan, "counted", NO_DATA, "no censored flags (searches older than the flags)")
+    per_name = ", ".join(f"{name.removesuffix('_censored')}: {int(flags[name].fillna(0).sum())}" for name in names)
+    count = int(flags.fillna(0).astype(bool).any(axis=1).sum())
+    return _row(claim, "all seeds", float(count), "counted", INFO, f"{count}/{len(flags)} seeds; {per_name}")
 
 
 def sharp_below_barrier(constants: pd.DataFrame) -> dict:
@@ -203,7 +216,7 @@ def c_crit(saturation: pd.DataFrame | None) -> list[dict]:
 def evaluate(constants: pd.DataFrame, saturation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every check on a table of per-seed constants (one row per search: depth, width, seed, c_loss, c_sharp,
     c_max, c_barrier; optional loss, output, resolution and other varied params)."""
-    rows = [inequality(constants), sharp_below_barrier(constants), *trends(constants), *wide_limit(constants),
+    rows = [inequality(constants), censored(constants), sharp_below_barrier(constants), *trends(constants), *wide_limit(constants),
             *zero_output(constants), *c_crit(saturation)]  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
