@@ -483,6 +483,6 @@ def test_claims_count_censored_seeds():
     table.loc[[0, 3], "c_sharp_censored"] = 1.0
     table.loc[3, "c_loss_censored"] = 1.0
     (row,) = [r for r in claims.evaluate(table).itertuples() if r.claim.startswith("seeds with a censored")]
-    assert row.measured == 2 and row.result == claims.INFO and row.detail.startswith(f"2/{len(table)} seeds; loss: 1, sharp: 2")
+    assert row.measured == 2 and row.result == claims.INFO and row.detail == f"2/{len(table)} seeds; c_loss: 1, c_sharp: 2"
     (old,) = [r for r in claims.evaluate(hand_table()).itertuples() if r.claim.startswith("seeds with a censored")]
     assert old.result == claims.NO_DATA
