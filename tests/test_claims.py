@@ -205,7 +205,7 @@ def test_sharpness_direction_below_c_loss():
     zero = constants(output="zero_readout").assign(c_loss=2.0)
     assert result(claims.evaluate(zero, runs=child_runs(zero, 1.03)), "slight increase in sharpness") == "pass"
     assert result(claims.evaluate(zero, runs=child_runs(zero, 1.0)), "slight increase in sharpness") == "fail"
-    small = constants(output_scale_mode="norm", output_scale=0.1)
+    small = constants(output_norm=0.1)
     assert result(claims.evaluate(small, runs=child_runs(small, 1.5)), "s < 0.5") == "pass"
 
 

@@ -154,10 +154,14 @@ def _grid(loss, sharp, div, barrier=None):
     return constants_on_grid(C, answers)
 
 
-def _assert_constants(result, **expected):
-    assert set(result) == {f"c_{k}" for k in expected}
+def _assert_constants(result, censored=(), **expected):
+    """The constants, and the censored flags: 1 for the names in `censored`, 0 for the others."""
+    flags = {f"c_{k}_censored" for k in expected if k != "max"}
+    assert set(result) == {f"c_{k}" for k in expected} | flags
     for key, value in expected.items():
         np.testing.assert_array_equal(result[f"c_{key}"], value, err_msg=key)
+    for key in expected.keys() - {"max"}:
+        np.testing.assert_array_equal(result[f"c_{key}_censored"], float(key in censored), err_msg=f"{key} flag")
 
 
 def test_grid_ordinary():
@@ -173,12 +177,12 @@ def test_grid_barrier_optional():
 
 
 def test_grid_stops_at_first_divergence():
-    # the only loss increase lies past the first divergent c; the divergent c itself counts as the increase
+    # the only loss increase lies past the first divergent c (3): no catapult phase, both censored to c_max
     result = _grid(loss=[0, 0, 0, 0, 0, 1], sharp=[0, 0, 0, 0, 0, 1], div=[0, 0, 1, 0, 0, 0])
-    _assert_constants(result, loss=3.0, sharp=3.0, max=2.0)
+    _assert_constants(result, censored=("loss", "sharp"), loss=2.0, sharp=2.0, max=2.0)
     # a non-monotone divergence: the scan never sees the later one
     result = _grid(loss=[0, 1, 1, 1, 1, 1], sharp=[0, 0, 0, 0, 0, 0], div=[0, 0, 1, 0, 1, 1])
-    _assert_constants(result, loss=2.0, sharp=3.0, max=2.0)
+    _assert_constants(result, censored=("sharp",), loss=2.0, sharp=2.0, max=2.0)
 
 
 def test_grid_non_monotone_indicator_gives_first_yes():
@@ -194,8 +198,62 @@ def test_grid_constants_not_reached():
 
 
 def test_grid_first_point_divergent():
+    # diverged at the smallest c: no c_max inside the grid, and every constant censored to it
     result = _grid(loss=[0] * 6, sharp=[0] * 6, div=[1, 1, 1, 1, 1, 1], barrier=[0] * 6)
-    _assert_constants(result, loss=1.0, sharp=1.0, max=nan, barrier=1.0)
+    _assert_constants(result, censored=("loss", "sharp", "barrier"), loss=nan, sharp=nan, max=nan, barrier=nan)
+
+
+# ---------------------------------------------------------------- censoring: one rule, three paths
+
+
+def test_censor_on_floats_replaces_only_the_divergent_first_yes():
+    got = critical.censor({"c_loss": 2.5, "c_sharp": 1.5, "c_max": 2.0, "c_barrier": 2.5}, 2.5)
+    assert got == {"c_loss": 2.0, "c_sharp": 1.5, "c_max": 2.0, "c_barrier": 2.0, "c_loss_censored": 1.0,
+                   "c_sharp_censored": 0.0, "c_barrier_censored": 1.0}  # fmt: skip
+    # nothing diverged: nothing censored, NaN stays NaN
+    got = critical.censor({"c_loss": 2.5, "c_sharp": nan, "c_max": nan}, nan)
+    assert got["c_loss"] == 2.5 and np.isnan(got["c_sharp"]) and got["c_loss_censored"] == got["c_sharp_censored"] == 0.0
+
+
+def test_diverged_first_init_is_censored_alike_on_grid_and_bisection():
+    """An initialisation whose loss and sharpness never rise before its divergence at x = 1.5 (and its barrier only
+    there): c_loss = c_sharp = c_barrier = c_max = 2^1.4, all flagged, by the grid scan and by the bisection."""
+    from phasediag.search.ledger import Ledger
+
+    x = np.round(np.arange(-1.0, 4.0001, 0.1), 10)
+    div = x >= 1.5
+    answers = {"loss": div, "sharp": div, "max": div, "barrier": div}
+    grid = constants_on_grid(2.0**x, answers)
+    ledger = Ledger(len(x), "bisect", start=20)
+    while not ledger.complete:
+        k = ledger.next_point()
+        ledger.record(k, {q: bool(a[k]) for q, a in answers.items()})
+    bisection = ledger.constants(lambda k: x[k])
+    for constants in (grid, bisection):
+        for q in ("loss", "sharp", "barrier"):
+            assert float(constants[f"c_{q}"]) == pytest.approx(2**1.4) and constants[f"c_{q}_censored"] == 1.0
+        assert float(constants["c_max"]) == pytest.approx(2**1.4)
+
+
+def test_diverged_first_uv_inits_are_censored_to_c_max():
+    """uv model, w = 2: about a quarter of the inits diverge before their sharpness rises (the issue measured 27%
+    uncensored c_sharp > c_max at 500 inits). Checked against the raw trajectories of each censored init."""
+    from phasediag.physics import uvmodel
+
+    width, grid = 2, uvmodel.log2_grid(-1.0, 4.0, 0.1)
+    state0 = uvmodel.sample(width, 200, 0)
+    got = uvmodel.critical_constants(state0, width, grid)
+    assert np.all(got["c_sharp"] <= got["c_max"]) and np.all(got["c_loss"] <= got["c_max"])
+    censored = got["c_sharp_censored"] == 1
+    assert 0.15 < censored.mean() < 0.4
+    np.testing.assert_array_equal(got["c_sharp"][censored], got["c_max"][censored])
+    for i in np.flatnonzero(censored)[:10]:
+        one = uvmodel.State(*(v[i : i + 1] for v in state0))
+        history = uvmodel.sweep(one, width, grid, "c", 10, ("loss", "sharpness"))
+        ratio = history["sharpness"][0, :, 1:] / history["sharpness"][0, :, :1]
+        first_div = int(np.argmax(diverged(history["loss"][0])))
+        assert grid[first_div - 1] == got["c_max"][i]
+        assert not increased(ratio[:first_div]).any()  # no sharpness catapult below the divergence
 
 
 def test_grid_vectorised_over_seeds():
@@ -205,8 +263,9 @@ def test_grid_vectorised_over_seeds():
     result = constants_on_grid(C, {"loss": loss, "sharp": sharp, "max": div})
     for key in ("c_loss", "c_sharp", "c_max"):
         assert result[key].shape == (3,)
-    np.testing.assert_array_equal(result["c_loss"], [3.0, 3.0, nan])
-    np.testing.assert_array_equal(result["c_sharp"], [2.0, 3.0, nan])
+    np.testing.assert_array_equal(result["c_loss"], [3.0, 2.0, nan])  # seed 1 diverged first: censored to c_max
+    np.testing.assert_array_equal(result["c_sharp"], [2.0, 2.0, nan])
+    np.testing.assert_array_equal(result["c_sharp_censored"], [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(result["c_max"], [4.0, 2.0, nan])
     # each row agrees with the one-seed computation, also with two leading axes
     stacked = constants_on_grid(C, {"loss": np.stack([loss, loss]), "sharp": np.stack([sharp, sharp]), "max": np.stack([div, div])})
@@ -234,7 +293,7 @@ def test_grid_on_log_grid_from_trajectories():
     result = constants_on_grid(c, answers)
     assert result["c_loss"] == pytest.approx(2**0.5)
     assert result["c_max"] == pytest.approx(2**0.7)
-    assert result["c_sharp"] == pytest.approx(2**0.8)
+    assert result["c_sharp"] == pytest.approx(2**0.7) and result["c_sharp_censored"] == 1  # divergence came first
 
 
 # ---------------------------------------------------------------- aggregate / polyfit
@@ -298,33 +357,71 @@ def step(x, a):
 
 
 @pytest.mark.parametrize("a", [1.0, 2.0, 3.0])
-def test_c_crit_on_tanh_step(a):
+def test_c_crit_in_log2c_on_tanh_step(a):
     y = step(X, a)
     # -y'' = -a^2 f (1 - f^2) with f = tanh(a (x - 1)), largest at f = -1/sqrt(3)
     x_star = 1.0 + np.arctanh(-1.0 / np.sqrt(3.0)) / a
-    found = c_crit(X, y)
+    found = c_crit(X, y, window=11, variable="log2c")
     assert abs(np.log2(found) - x_star) <= 0.1 + 1e-9
     assert found in set(2.0**X)  # a grid point
-    chi, chi_prime = saturation_derivatives(X, y)
+    chi, chi_prime = saturation_derivatives(X, y, window=11, variable="log2c")
     assert chi.shape == chi_prime.shape == X.shape
     assert X[np.argmax(chi)] == pytest.approx(1.0)  # chi = -y' peaks at the centre
     assert chi.max() == pytest.approx(a / 2, rel=0.1)
 
 
-def test_saturation_derivatives_match_analytic():
+@pytest.mark.parametrize("a", [1.0, 2.0])
+def test_c_crit_in_c_on_a_step_in_c(a):
+    """Def. 4 as written: y = (1 - tanh(a (c - 2))) / 2 sampled on the log2 grid; -y'' in c peaks at
+    c* = 2 + artanh(-1/sqrt 3) / a, and c_crit (default variable c, chain rule) is the grid point nearest it."""
+    c = 2.0**X
+    y = 0.5 * (1.0 - np.tanh(a * (c - 2.0)))
+    c_star = 2.0 + np.arctanh(-1.0 / np.sqrt(3.0)) / a
+    found = c_crit(X, y)
+    assert abs(np.log2(found) - np.log2(c_star)) <= 0.05 + 1e-9
+
+
+def test_saturation_derivatives_match_analytic_in_both_variables():
     a = 1.0
     y = step(X, a)
     f = np.tanh(a * (X - 1.0))
-    chi, chi_prime = saturation_derivatives(X, y, window=7)
+    chi, chi_prime = saturation_derivatives(X, y, window=7, variable="log2c")
     np.testing.assert_allclose(chi, a * (1 - f**2) / 2, atol=0.01)
     np.testing.assert_allclose(chi_prime, -(a**2) * f * (1 - f**2), atol=0.02)
+    # in c = 2^x: -dy/dc = (-dy/dx) / (c ln 2), -d2y/dc2 = (-y_xx + ln 2 y_x) / (c ln 2)^2, from the exact y_x, y_xx
+    c, ln2 = 2.0**X, np.log(2.0)
+    y_x, y_xx = -a * (1 - f**2) / 2, a**2 * f * (1 - f**2)
+    chi_c, chi_prime_c = saturation_derivatives(X, y, window=7)
+    interior = slice(3, -3)  # the filter's ends extrapolate
+    np.testing.assert_allclose(chi_c[interior], (-y_x / (c * ln2))[interior], atol=0.01)
+    np.testing.assert_allclose(chi_prime_c[interior], (-(y_xx - ln2 * y_x) / (c * ln2) ** 2)[interior], atol=0.02)
 
 
 def test_saturation_derivatives_short_grid():
     x = np.round(np.arange(0.0, 0.55, 0.1), 10)  # 6 points: the window shrinks to 5
-    chi, chi_prime = saturation_derivatives(x, 1.0 - x**2)
+    chi, chi_prime = saturation_derivatives(x, 1.0 - x**2, variable="log2c")
     np.testing.assert_allclose(chi, 2 * x, atol=1e-9)
     np.testing.assert_allclose(chi_prime, 2.0, atol=1e-9)
+    # y = 1 - c^2 on the same grid, in c: a cubic in x fits it to within 0.3% (ends included)
+    c = 2.0**x
+    chi, chi_prime = saturation_derivatives(x, 1.0 - c**2)
+    np.testing.assert_allclose(chi, 2 * c, rtol=3e-3)
+    np.testing.assert_allclose(chi_prime[1:-1], 2.0, rtol=2e-2)  # within 8% at the two ends
+
+
+def test_uv_c_crit_is_2_at_every_width_with_the_default_window():
+    """App. B.2: c_crit = 2 at all widths (500 inits, tau = 100, c <= 3.5). The default (d/dc, window 7) gives it;
+    d/dlog2 c gives 2.14 at small widths (README, Decisions)."""
+    from phasediag.physics import uvmodel
+
+    grid = uvmodel.log2_grid(-1.0, 4.0, 0.1)
+    c = grid[grid <= uvmodel.C_FIT_MAX]
+    for width in (8, 512):
+        mean = np.nanmean(uvmodel.normalised_sharpness(uvmodel.sample(width, 500, 0), width, c, 100), axis=0)
+        assert c_crit(np.log2(c), mean) == pytest.approx(2.0)
+    assert c_crit(np.log2(c), mean, window=11) == pytest.approx(2**0.9)  # 1.87: the window matters
+    with pytest.raises(ValueError, match="variable='ln'"):
+        saturation_derivatives(np.log2(c), mean, variable="ln")
 
 
 def test_questions():

@@ -22,9 +22,9 @@ def _fresh_cache():
 
 
 def standardized_numpy(images: np.ndarray) -> np.ndarray:
-    """Reference: each image on its own, zero mean and unit (sample) std over its pixels."""
+    """Reference: each image on its own, zero mean and unit population std (ddof = 0, numpy's default, the authors')."""
     flat = images.reshape(len(images), -1).astype(np.float64)
-    flat = (flat - flat.mean(1, keepdims=True)) / flat.std(1, ddof=1, keepdims=True)
+    flat = (flat - flat.mean(1, keepdims=True)) / flat.std(1, keepdims=True)
     return flat.reshape(images.shape)
 
 
@@ -109,7 +109,8 @@ def test_standardize_each_image_on_its_own():
     assert out.shape == images.shape
     flat = out.flatten(1).double()
     assert torch.allclose(flat.mean(1), torch.zeros(2, dtype=torch.float64), atol=1e-6)
-    assert torch.allclose(flat.std(1), torch.ones(2, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(flat.std(1, correction=0), torch.ones(2, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(flat.pow(2).sum(1), torch.full((2,), 48.0, dtype=torch.float64), rtol=1e-5)  # |x|^2 = pixels
     np.testing.assert_allclose(out.numpy(), standardized_numpy(images.numpy()), atol=1e-5)
     # a constant image does not blow up
     assert torch.isfinite(data.standardize(torch.full((1, 1, 3, 3), 5.0))).all()
@@ -120,7 +121,7 @@ def test_synthetic_load_is_standardized_one_hot_and_subset_takes_first():
     assert inputs.shape == (30, 2, 5, 5) and targets.shape == (30, 10)
     flat = inputs.flatten(1)
     assert torch.allclose(flat.mean(1), torch.zeros(30), atol=1e-5)
-    assert torch.allclose(flat.std(1), torch.ones(30), atol=1e-5)
+    assert torch.allclose(flat.std(1, correction=0), torch.ones(30), atol=1e-5)
     assert targets.dtype == torch.float32
     assert torch.all(targets.sum(1) == 1) and set(targets.unique().tolist()) == {0.0, 1.0}
     raw_x, raw_y = data.synthetic((2, 5, 5), 30)
@@ -180,7 +181,7 @@ def test_cifar10_from_python_batches(tmp_path):
     np.testing.assert_allclose(inputs.numpy(), expected, atol=1e-5)
     n, c, h, w = 13, 2, 5, 17
     row = rows[n].astype(np.float64)
-    value = (row[c * 1024 + h * 32 + w] - row.mean()) / row.std(ddof=1)
+    value = (row[c * 1024 + h * 32 + w] - row.mean()) / row.std()
     assert inputs[n, c, h, w].item() == pytest.approx(value, abs=1e-5)
 
 

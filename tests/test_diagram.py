@@ -401,3 +401,35 @@ def test_default_trajectories_are_an_even_spread_with_the_constants(n_children):
     assert len(chosen) == min(n_children, diagram.MAX_TRAJECTORIES)
     assert chosen["x"].is_monotonic_increasing and chosen["run_id"].is_unique
     assert {x[0], x[-1], x[n_children // 3], x[n_children // 3 + 1], x[-2]} <= set(chosen["x"])
+
+
+def test_censored_flags_reach_the_tables_and_the_relations_plot(tmp_path):
+    """Per-seed censored flags (critical.censor) become a fraction per point in the summary; censored seeds are drawn
+    hollow (their face is transparent) in the relations figure."""
+    from phasediag.plots import phase as phase_plots
+
+    frame = pd.DataFrame({"depth": 2, "width": [8, 8, 8, 16], "seed": [0, 1, 2, 0], "c_loss": [2.0, 2.5, 2.5, 2.1],
+                          "c_sharp": [2.5, 2.5, 2.5, 2.3], "c_max": [3.0, 2.5, 2.5, 3.0], "c_barrier": [2.8, 2.5, 2.5, 2.9],
+                          "c_loss_censored": [0.0, 0.0, 1.0, 0.0], "c_sharp_censored": [0.0, 1.0, 1.0, 0.0],
+                          "c_barrier_censored": [0.0, 1.0, 1.0, 0.0]})  # fmt: skip
+    frame["inv_width"] = 1.0 / frame["width"]
+    summary, _ = diagram.summarize(frame, "width")
+    w8 = summary[summary["width"] == 8].iloc[0]
+    assert w8["c_loss_censored_frac"] == pytest.approx(1 / 3) and w8["c_sharp_censored_frac"] == pytest.approx(2 / 3)
+    assert summary[summary["width"] == 16].iloc[0]["c_sharp_censored_frac"] == 0
+    path = phase_plots.relations(frame, "width", [], tmp_path / "relations.png")
+    check_png(path)
+    hollow = phase_plots._censored(frame, "c_loss") | phase_plots._censored(frame, "c_sharp")
+    assert hollow.tolist() == [False, True, True, False]
+
+
+def test_claims_count_censored_seeds():
+    table = hand_table()
+    flags = np.zeros(len(table))
+    table["c_loss_censored"], table["c_sharp_censored"] = flags, flags.copy()
+    table.loc[[0, 3], "c_sharp_censored"] = 1.0
+    table.loc[3, "c_loss_censored"] = 1.0
+    (row,) = [r for r in claims.evaluate(table).itertuples() if r.claim.startswith("seeds with a censored")]
+    assert row.measured == 2 and row.result == claims.INFO and row.detail == f"2/{len(table)} seeds; c_loss: 1, c_sharp: 2"
+    (old,) = [r for r in claims.evaluate(hand_table()).itertuples() if r.claim.startswith("seeds with a censored")]
+    assert old.result == claims.NO_DATA

@@ -61,13 +61,54 @@ def test_cnn_weight_variances():
 
 
 def test_resnet_weight_variances():
+    """LeCun normal everywhere (flax's default, the authors' ResNet): variance 1/fan_in, stem to readout."""
     net = build_model("resnet", 18, 8, in_shape=(3, 16, 16), num_classes=10, seed=0)
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 1 + 16 + 3  # stem, two per basic block, three projection shortcuts
     for conv in convs:
         fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
-        assert_variance(conv.weight, 2 / fan_in, str(conv))
+        assert_variance(conv.weight, 1 / fan_in, str(conv))
     assert_variance(net.readout.weight, 1 / 64, "readout")
+
+
+# ---- the output at init: L0 = O(1) (footnote 5)
+
+def images(shape: tuple[int, ...], n: int = 32) -> torch.Tensor:
+    """Standardised Gaussian images (zero mean, unit population std per image, like run.data.standardize), from a
+    generator seed no model uses (the same stream would put the first layer's weights along the inputs)."""
+    x = standardized(n, math.prod(shape), seed=12345)
+    return x.view(n, *shape)
+
+
+def mean_output_norm2(net: nn.Module, x: torch.Tensor) -> float:
+    """<||f(x; theta_0)||^2> / k over the examples."""
+    with torch.no_grad():
+        out = net(x)
+    return out.pow(2).sum(1).mean().item() / out.shape[1]
+
+
+@pytest.mark.parametrize("depth", RESNET_DEPTHS)
+@pytest.mark.parametrize("width", [8, 16, 32])
+def test_resnet_output_is_order_one_at_init(depth, width):
+    """CIFAR-shaped inputs: <||f||^2>/k <= 10 for every seed tried (He-normal convolutions gave 50-8000)."""
+    x = images((3, 32, 32), 16)
+    for seed in range(2):
+        net = build_model("resnet", depth, width, in_shape=(3, 32, 32), num_classes=10, seed=seed)
+        assert mean_output_norm2(net, x) <= 10, seed
+
+
+@pytest.mark.parametrize(
+    "arch, depth, width, shape",
+    [("fcn", 4, 256, (3, 32, 32)), ("fcn", 8, 512, (1, 28, 28)), ("fcn", 4, 256, (1, 28, 28)),
+     ("cnn", 5, 32, (3, 32, 32)), ("cnn", 7, 32, (3, 32, 32)), ("cnn", 10, 32, (3, 32, 32)),
+     ("cnn", 10, 32, (1, 28, 28)), ("uv", 2, 512, (1,))],
+)  # fmt: skip
+def test_every_other_architecture_output_is_order_one_at_init(arch, depth, width, shape):
+    x = torch.ones(1, 1) if arch == "uv" else images(shape, 16)
+    classes = 1 if arch == "uv" else 10
+    for seed in range(2):
+        net = build_model(arch, depth, width, in_shape=shape, num_classes=classes, seed=seed, param="sp")
+        assert mean_output_norm2(net, x) <= 10, seed
 
 
 def test_uv_weight_variances():
@@ -203,10 +244,26 @@ def test_cnn_output_shape(depth, width, side):
     assert net(torch.randn(2, 1, side, side)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("side, final", [(28, 7), (32, 4)])
-def test_cnn_28x28_stops_pooling_at_7x7(side, final):
-    net = build_model("cnn", 5, 2, in_shape=(1, side, side), num_classes=10, seed=0)
-    assert net.features(torch.randn(1, 1, side, side)).shape[-2:] == (final, final)
+# The spatial side after each conv (and its pooling): the authors pool after the 0-based convs {1, 2, 3}, {1, 3, 5},
+# {2, 5, 8}, i.e. the 2nd, 3rd, 4th (d = 5) ...; a 28x28 image stops halving at 7x7.
+SIDES = {
+    (5, 32): [32, 16, 8, 4], (5, 28): [28, 14, 7, 7],
+    (7, 32): [32, 16, 16, 8, 8, 4], (7, 28): [28, 14, 14, 7, 7, 7],
+    (10, 32): [32, 32, 16, 16, 16, 8, 8, 8, 4], (10, 28): [28, 28, 14, 14, 14, 7, 7, 7, 7],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("depth, side", list(SIDES))
+def test_cnn_spatial_size_after_every_conv(depth, side):
+    net = build_model("cnn", depth, 2, in_shape=(1, side, side), num_classes=10, seed=0)
+    x, sides = torch.randn(1, 1, side, side), []
+    for layer in net.features:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            sides.append(x.shape[-1])
+        elif isinstance(layer, nn.AvgPool2d):
+            sides[-1] = x.shape[-1]
+    assert sides == SIDES[depth, side]
 
 
 @pytest.mark.parametrize("depth", RESNET_DEPTHS)

@@ -159,3 +159,72 @@ def test_mlflow_run_entry_point_leaves_one_run(store, tmp_path):
                           "--experiment-name", "proj", *params, "-P", "width=0"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert bad.returncode != 0 and "width=0" in bad.stderr
     assert len(runs_of(store, "proj")) == 1  # MLflow's own run for the bad call was discarded
+
+
+# ---- fidelity to the paper: L_t on the training set, lambda0's estimator, Lanczos residuals, output scale
+
+def test_loss_is_on_the_training_set_and_sharpness_on_the_measurement_set():
+    init = runner.initialize(_config())
+    inputs, targets = init.data.training_set
+    assert len(inputs) == 128 and len(init.data.measurement_set[0]) == 64
+    result = runner.train(init, 1.0, sharpness=False)
+    with torch.no_grad():
+        assert result.history["loss"].iloc[0] == pytest.approx(mse(init.model(inputs), targets).item(), rel=1e-6)
+        final = copy.deepcopy(init.model)
+        final.load_state_dict(result.final_state)
+        assert result.history["loss"].iloc[-1] == pytest.approx(mse(final(inputs), targets).item(), rel=1e-6)
+    # the measurement-set loss stays available as an option
+    on_m = runner.initialize(_config(loss_set="measure"))
+    with torch.no_grad():
+        expected = mse(on_m.model(on_m.data.measurement_set[0]), on_m.data.measurement_set[1]).item()
+    assert runner.train(on_m, 1.0, sharpness=False).history["loss"].iloc[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_power_method_measures_lambda0_with_power_iteration_too():
+    init = runner.initialize(_config(sharpness_method="power"))
+    inputs, targets = init.data.measurement_set
+    again = hessian.top_eigenvalue(init.model, mse, inputs, targets, method="power",
+                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert init.lambda0.hvps == 20 and init.lambda0.value == pytest.approx(again.value, rel=1e-6)
+    dense = torch.linalg.eigvalsh(hessian.dense_hessian(init.model, mse, inputs, targets))[-1].item()
+    assert init.lambda0.value <= dense * (1 + 1e-5)  # a Rayleigh quotient: never above the top eigenvalue
+
+
+def test_unconverged_lanczos_is_logged_and_warned_once_per_run():
+    from phasediag.run.callbacks import LanczosNotConverged
+
+    with pytest.warns(LanczosNotConverged) as caught:
+        init = runner.initialize(_config(sharpness_tol="1e-15", steps="4"))
+        result = runner.train(init, 1.0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, LanczosNotConverged)]
+    assert sum("lambda0" in m for m in messages) == 1 and sum("step" in m for m in messages) == 1, messages
+    residuals = result.history["sharpness_residual"]
+    assert residuals.notna().all() and (residuals > 1e-15).any()
+    assert result.summary()["sharpness_residual_max"] == pytest.approx(residuals.max())
+
+
+def test_output_norm_sets_the_initial_output_norm_to_s():
+    """App. H.1: f_s = s f / ||f(theta_0)||, ||.|| the per-example norm averaged over the measurement set."""
+    from phasediag.models.wrappers import mean_output_norm
+
+    plain = runner.initialize(_config())
+    scaled = runner.initialize(_config(output_norm="0.3"))
+    inputs = scaled.data.measurement_set[0]
+    assert mean_output_norm(scaled.model, inputs) == pytest.approx(0.3, rel=1e-5)
+    ratio = 0.3 / mean_output_norm(plain.model, inputs)
+    with torch.no_grad():
+        torch.testing.assert_close(scaled.model(inputs), ratio * plain.model(inputs), rtol=1e-5, atol=1e-7)
+    assert scaled.lambda0.value == pytest.approx(ratio**2 * plain.lambda0.value, rel=0.2)  # H ~ alpha^2 J J^T at f ~ 0
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [({"output_norm": "0"}, ["output_norm=0.0", "> 0"]), ({"output_norm": "1", "output": "centered"}, ["output_norm", "plain"]),
+     ({"loss_set": "test"}, ["loss_set='test'", "train, measure"])],
+)  # fmt: skip
+def test_new_fields_are_validated(changes, words):
+    from phasediag.run.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        _config(**changes)
+    assert all(word in str(error.value) for word in words)

@@ -158,7 +158,8 @@ def test_cli_logs_one_run_whose_csv_equals_the_metric(store, capsys, tmp_path):
         (["--tau_fixed", "0"], ["tau_fixed=0"]),
         (["--tau_fixed", "ten"], ["tau_fixed='ten'"]),
         (["--tau_constant", "-5"], ["tau_constant=-5.0"]),
-        (["--x_min", "0", "--x_max", "0.3"], ["4 points", "window=11"]),
+        (["--x_min", "0", "--x_max", "0.3"], ["4 points", "window=7"]),
+        (["--variable", "ln"], ["variable='ln'", "c, log2c"]),
         (["--width", "0"], ["width=0"]),
     ],
 )
@@ -180,6 +181,10 @@ def test_tau_and_seed_parsing():
     assert xent.tau(2.0) == 50 and xent.window_steps(xent.tau(16.0)) == range(1, 12)
     assert SaturationConfig(run=run, tau_fixed=100).tau(3.0) == 100
     assert list(SaturationConfig(run=run).x[[0, 20, -1]]) == [-1.0, 1.0, 4.0] and len(SaturationConfig(run=run).x) == 51
+    # the fit range: the paper's c <= 3.5 for the uv model (App. B), none for networks unless given
+    assert SaturationConfig(run=run).fit_max == pytest.approx(math.log2(3.5))
+    assert SaturationConfig(run=run, x_fit_max=1.5).fit_max == 1.5 and SaturationConfig(run=RunConfig()).fit_max is None
+    assert SaturationConfig(run=run).params()["variable"] == "c"
     assert parse_seeds(["0..4"]) == (0, 1, 2, 3, 4) and parse_seeds("0, 2 5") == (0, 2, 5) and parse_seeds([]) == ()
 
 

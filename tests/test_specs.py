@@ -12,23 +12,15 @@ import pytest
 from conftest import REPO
 from phasediag import cli
 from phasediag.reports.saturation import SaturationConfig
-from phasediag.run.config import ConfigError, RunConfig
+from phasediag.run.config import RunConfig
 from phasediag.search.sweep import SweepSpec
 
 SWEEPS = Path(REPO) / "sweeps"
-# Specs written for parameters that issue 9 adds: they must fail on exactly that parameter until it lands (then
-# this test fails, and the entry goes).
-PENDING = {"fig32_fcn_cifar10_output_norm_trajectories.yaml": "output_scale_mode",
-           "fig33_fcn_cifar10_output_norm.yaml": "output_scale_mode"}  # fmt: skip
 FIGURES = [*range(1, 44)]  # every figure of the paper: all are early-training figures
 
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_yaml_spec_loads_with_the_sweep_validation(path):
-    if path.name in PENDING:
-        with pytest.raises(ConfigError, match=f"unknown parameter '{PENDING[path.name]}'"):
-            SweepSpec.load(path)
-        return
     spec = SweepSpec.load(path)
     assert spec.points and spec.experiment
     assert path.read_text().startswith("#"), "every spec says in a comment what it reproduces"

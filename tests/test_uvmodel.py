@@ -113,7 +113,11 @@ def constants():
 def test_k_max_is_4_at_every_width(constants):
     for w, values in constants.items():
         assert 4 / STEP <= np.mean(values["k_max"]) <= 4 * STEP, w
-        assert np.all(values["k_trace"] > 4), w  # tr(H) only grows for k > 4 (Eq. 10)
+        # tr(H) only grows for k > 4 (Eq. 10), where GD nearly always diverges: k_trace is censored (= k_max) for
+        # 98.6-99.8% of the inits; the others first meet a trace increase at some k > 4
+        censored = values["k_trace_censored"] == 1
+        assert censored.mean() > 0.98 and np.all(values["k_trace"][censored] == values["k_max"][censored]), w
+        assert np.all(values["k_trace"][~censored] > 4), w
 
 
 def test_mean_c_loss_falls_towards_2_with_width(constants):
@@ -138,7 +142,8 @@ def _dense_hessian_numpy(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _literal_scan(u0: np.ndarray, v0: np.ndarray, scaling: str, steps: int = 10) -> dict[str, float]:
-    """The paper's protocol spelled out: for c = 2^x upward, GD on the vectors; stop at the first divergence."""
+    """The paper's protocol spelled out: for c = 2^x upward, GD on the vectors; stop at the first divergence. A
+    constant first met at the divergence is the last c before it (censored)."""
     width = len(u0)
     h0 = _dense_hessian_numpy(u0, v0)
     norm = np.linalg.eigvalsh(h0)[-1] if scaling == "c" else np.trace(h0)
@@ -162,8 +167,10 @@ def _literal_scan(u0: np.ndarray, v0: np.ndarray, scaling: str, steps: int = 10)
             u, v = u - eta * f * v / math.sqrt(width), v - eta * f * u / math.sqrt(width)
         for name, values in history.items():
             increased = any(round(x / values[0], 2) > 1 for x in values[1:])
-            if (increased or diverged) and name not in found:
-                found[name] = c
+            if diverged and name not in found:
+                found[name], found[f"{name}_censored"] = previous, 1.0
+            elif increased and name not in found:
+                found[name], found[f"{name}_censored"] = c, 0.0
         if diverged:
             found["max"] = previous
             return found
@@ -182,6 +189,8 @@ def test_constants_match_a_literal_loop():
             expected = {
                 "c_loss": by_c["loss"], "c_sharp": by_c["sharp"], "c_max": by_c["max"],
                 "k_loss": by_k["loss"], "k_trace": by_k["trace"], "k_max": by_k["max"], "k_frob": by_k["frob"],
+                "c_loss_censored": by_c["loss_censored"], "c_sharp_censored": by_c["sharp_censored"],
+                "k_trace_censored": by_k["trace_censored"], "k_frob_censored": by_k["frob_censored"],
             }
             for name, value in expected.items():
                 assert vectorised[name][i] == pytest.approx(value), (width, i, name)
@@ -196,6 +205,7 @@ def test_run_uv_writes_tables_and_figures(tmp_path):
     names = {f"uv_{name}.csv" for name in tables} | {f"uv_{name}.png" for name in figures}
     assert names <= {p.name for p in tmp_path.iterdir()}
     header = (tmp_path / "uv_critical.csv").read_text().splitlines()[0]
-    assert header == "width,init,lambda0,trace0,c_loss,c_sharp,c_max,k_loss,k_trace,k_max,k_frob"
+    assert header == ("width,init,lambda0,trace0,c_loss,c_sharp,c_max,k_loss,k_trace,k_max,k_frob,"
+                      "c_loss_censored,c_sharp_censored,k_loss_censored,k_trace_censored,k_frob_censored")
     assert (tmp_path / "uv_first_step.csv").read_text().startswith("width,k,mean_loss_ratio")
     assert result["run_id"] is None and {"c_loss_mean_w8", "k_max_mean_w2", "c_crit_w8"} <= set(result["means"])

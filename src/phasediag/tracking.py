@@ -27,6 +27,7 @@ HISTORY_METRICS = (
     "sharpness",
     "sharpness_ratio",
     "eta_sharpness",
+    "sharpness_residual",
     "accuracy",
 )
 
@@ -243,8 +244,10 @@ def log_artifact_run(
 # Queries: one call per kind of data (paged search_runs for params and run metrics, bulk metric histories), into pandas.
 # The same code serves a SQLite/PostgreSQL store and an `mlflow server` (http).
 
-SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "n_runs", "hvps", "non_monotone")
-RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier")
+SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "c_loss_censored", "c_sharp_censored",
+                  "c_barrier_censored", "n_runs", "hvps", "non_monotone")
+RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier", "lambda0_residual",
+               "sharpness_residual_max")
 X_TAG = "phasediag.x"  # log2 c of a search's child run
 NON_MONOTONE_TAG = "phasediag.non_monotone"
 INTERPOLATION_ARTIFACT = "interpolation.csv"  # (s, loss) of a run whose barrier was measured

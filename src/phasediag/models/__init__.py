@@ -59,12 +59,13 @@ def _make(arch: str, depth: int, width: int, param: str, in_shape: tuple[int, ..
 
 @torch.no_grad()
 def _initialise(net: nn.Module, generator: torch.Generator) -> None:
-    """Draw every weight from `generator`, in module order; biases start at zero."""
+    """Draw every weight from `generator`, in module order; biases start at zero. Convolutions are N(0, gain/fan_in)
+    with the architecture's CONV_GAIN (He for the Myrtle CNN, LeCun for the ResNet)."""
+    conv_gain = getattr(net, "CONV_GAIN", None)
     for module in net.modules():
         if isinstance(module, nn.Conv2d):
-            # He normal: keeps the ReLU signal variance constant through depth
             fan_in = module.weight[0].numel()
-            module.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+            module.weight.normal_(0.0, math.sqrt(conv_gain / fan_in), generator=generator)
             if module.bias is not None:
                 module.bias.zero_()
         elif isinstance(module, (Dense, UV)):

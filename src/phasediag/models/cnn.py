@@ -1,12 +1,14 @@
-"""Myrtle family ReLU CNN in SP (App. A): 3x3 SAME convs of constant width, average pooling, linear readout."""
+"""Myrtle family ReLU CNN in SP (App. A): 3x3 SAME convs of constant width (He normal), average pooling, global
+average pooling (the authors' two further 2x2 poolings of a 4x4 map) and a LeCun-normal linear readout."""
 
 import torch
 from torch import nn
 
 from .fcn import dense
 
-# 1-based indices of the conv layers followed by a 2x2 average pooling, per depth (convs + readout).
-POOL_AFTER: dict[int, tuple[int, ...]] = {5: (1, 2, 3), 7: (1, 3, 5), 10: (2, 5, 8)}
+# 1-based indices of the conv layers followed by a 2x2 average pooling, per depth (convs + readout): the 2nd, 3rd,
+# 4th conv at d = 5, ... (the authors' Myrtle pools after the 0-based indices {1, 2, 3}, {1, 3, 5}, {2, 5, 8}).
+POOL_AFTER: dict[int, tuple[int, ...]] = {5: (2, 3, 4), 7: (2, 4, 6), 10: (3, 6, 9)}
 
 
 def pool_after(depth: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -16,6 +18,8 @@ def pool_after(depth: int, in_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 class MyrtleCNN(nn.Module):
+    CONV_GAIN = 2.0  # He normal, the authors' varw = 2 (models._initialise)
+
     def __init__(self, depth: int, width: int, in_shape: tuple[int, ...], num_classes: int, *, bias: bool = False):
         super().__init__()
         pools = pool_after(depth, in_shape)

@@ -1,4 +1,7 @@
-"""ResNet-18/34 (v1, basic blocks) without normalisation, in SP (App. A)."""
+"""ResNet-18/34 (v1, basic blocks) without normalisation, in SP (App. A). Every convolution (stem, blocks,
+projections) and the readout are LeCun normal, variance 1/fan_in: flax's default, which the authors' ResNet uses;
+with He-normal convolutions the residual sums grow the output to L0 ~ 35 (ResNet-18) and ~ 800 (ResNet-34) at w = 32,
+where the paper has L0 = O(1) (footnote 5)."""
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
+    CONV_GAIN = 1.0  # LeCun normal (models._initialise)
+
     def __init__(self, depth: int, width: int, in_channels: int, num_classes: int, *, bias: bool = False):
         super().__init__()
         self.stem = nn.Conv2d(in_channels, width, 7, 2, padding=3, bias=bias)

@@ -44,6 +44,12 @@ class Scaled(nn.Module):
 
 
 @torch.no_grad()
+def mean_output_norm(net: nn.Module, inputs: torch.Tensor) -> float:
+    """||f(theta)|| of App. H.1: the per-example output norm ||f(x)||_2 averaged over `inputs`."""
+    return torch.linalg.vector_norm(net(inputs), dim=1).mean().item()
+
+
+@torch.no_grad()
 def zero_readout_(net: nn.Module) -> nn.Module:
     """Set the readout weights to zero (output zero at init; the hidden layers keep their random init)."""
     net.readout.weight.zero_()

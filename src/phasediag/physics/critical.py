@@ -6,6 +6,9 @@ Conventions, shared by the grid scan, the bisection search and the uv model:
   ran away;
 * the grid is scanned upward and stops at the first divergence (the paper's protocol), so c_loss, c_sharp and
   c_barrier are the first "yes" at or below the first divergent c, and c_max is the grid point just below it;
+* censoring (`censor`, the one rule for grid, bisection and uv model): a constant whose first "yes" is the
+  divergence itself (no increase or barrier seen below it) is c_max, and flagged c_<q>_censored = 1: its phase has
+  zero width (App. B.6; the authors' notebook does the same for c_barrier). So c_loss, c_sharp, c_barrier <= c_max;
 * a constant not reached inside the range is NaN (c_max too, when nothing diverged).
 """
 
@@ -41,10 +44,34 @@ def first_yes(c_grid: np.ndarray, yes: np.ndarray) -> np.ndarray:
     return np.where(yes.any(axis=-1), c_grid[index], np.nan)
 
 
+CENSORABLE = ("loss", "sharp", "barrier")
+
+
+def censor(constants: dict, c_divergence) -> dict:
+    """Apply the censoring rule to first 'yes' values: where c_q equals the first divergent c, c_q becomes c_max and
+    c_q_censored is 1 (else 0). `constants` holds c_max and any of c_loss, c_sharp, c_barrier (floats or arrays
+    of one shape); c_divergence is NaN where nothing diverged. Returns a new dict with the flags added."""
+    c_div = np.asarray(c_divergence, dtype=float)
+    result = dict(constants)
+    for q in CENSORABLE:
+        name = f"c_{q}"
+        if name in constants:
+            value = np.asarray(constants[name], dtype=float)
+            censored = np.isfinite(c_div) & (value == c_div)
+            result[name] = _like(constants[name], np.where(censored, constants["c_max"], value))
+            result[f"{name}_censored"] = _like(constants[name], censored.astype(float))
+    return result
+
+
+def _like(template, value: np.ndarray):
+    """A float where the input was a Python number (the ledger's constants), else the array."""
+    return value if isinstance(template, np.ndarray) else float(value)
+
+
 def constants_on_grid(c_grid: np.ndarray, answers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The paper's upward scan. answers[q] is bool (..., n_c) for q in QUESTIONS ('barrier' optional).
 
-    Returns c_loss, c_sharp, c_max (and c_barrier) with the leading shape.
+    Returns c_loss, c_sharp, c_max (and c_barrier) with the leading shape, censored (`censor`), with the flags.
     """
     c_grid = np.asarray(c_grid, dtype=float)
     div = np.asarray(answers["max"], dtype=bool)
@@ -55,11 +82,11 @@ def constants_on_grid(c_grid: np.ndarray, answers: dict[str, np.ndarray]) -> dic
     div_index = np.argmax(div, axis=-1)
     c_max = np.where(div.any(axis=-1), below[div_index], np.nan)
     result = {"c_max": c_max}
-    for q in ("loss", "sharp", "barrier"):
+    for q in CENSORABLE:
         if q in answers:
             yes = (np.asarray(answers[q], dtype=bool) | div) & scanned
             result[f"c_{q}"] = first_yes(c_grid, yes)
-    return result
+    return censor(result, first_yes(c_grid, div))
 
 
 def trial_answers(
@@ -118,26 +145,39 @@ def polyfit_curve(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     return np.poly1d(np.polyfit(x[keep], y[keep], deg))
 
 
-SAVGOL_WINDOW = 11  # grid points (1.1 in log2 c at the paper's 0.1 step): smooth enough for chi' near divergence
+SAVGOL_WINDOW = 7  # grid points (0.6 in log2 c at the paper's 0.1 step): gives the paper's c_crit = 2 on the uv model
+VARIABLES = ("c", "log2c")  # what Def. 4 differentiates in: c (the paper) or x = log2 c
 
 
 def saturation_derivatives(
-    x: np.ndarray, order_parameter: np.ndarray, window: int = SAVGOL_WINDOW, polyorder: int = 3
+    x: np.ndarray, order_parameter: np.ndarray, window: int = SAVGOL_WINDOW, polyorder: int = 3, variable: str = "c"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """chi = -d/dx and chi' = -d^2/dx^2 of <lambda_tau / lambda_0> on a uniform grid x = log2 c (Savitzky-Golay)."""
+    """chi = -d/dc and chi' = -d^2/dc^2 of <lambda_tau / lambda_0> (Def. 4), from a Savitzky-Golay fit on the
+    uniform grid x = log2 c; with variable='log2c', -d/dx and -d^2/dx^2 instead.
+
+    d/dc follows from d/dx by the chain rule (c = 2^x, dc/dx = c ln 2), on the same points, without resampling:
+    dy/dc = y_x / (c ln 2), d^2y/dc^2 = (y_xx - ln 2 y_x) / (c ln 2)^2.
+    """
+    if variable not in VARIABLES:
+        raise ValueError(f"variable={variable!r} is not allowed: use one of {', '.join(VARIABLES)}")
     x = np.asarray(x, dtype=float)
     y = np.asarray(order_parameter, dtype=float)
     delta = float(np.mean(np.diff(x)))
     window = min(window, len(y) - (1 - len(y) % 2))
-    chi = -savgol_filter(y, window, polyorder, deriv=1, delta=delta)
-    chi_prime = -savgol_filter(y, window, polyorder, deriv=2, delta=delta)
-    return chi, chi_prime
+    y_x = savgol_filter(y, window, polyorder, deriv=1, delta=delta)
+    y_xx = savgol_filter(y, window, polyorder, deriv=2, delta=delta)
+    if variable == "log2c":
+        return -y_x, -y_xx
+    dc_dx = 2.0**x * math.log(2.0)
+    return -y_x / dc_dx, -(y_xx - math.log(2.0) * y_x) / dc_dx**2
 
 
-def c_crit(x: np.ndarray, order_parameter: np.ndarray, window: int = SAVGOL_WINDOW, polyorder: int = 3) -> float:
-    """Def. 4: c_crit = argmax_c chi'_tau, with x = log2 c. The last window // 2 points at each end are left out of
-    the argmax: there the filter extrapolates, and next to the divergent phase its chi' peaks on noise."""
-    _, chi_prime = saturation_derivatives(x, order_parameter, window, polyorder)
+def c_crit(
+    x: np.ndarray, order_parameter: np.ndarray, window: int = SAVGOL_WINDOW, polyorder: int = 3, variable: str = "c"
+) -> float:
+    """Def. 4: c_crit = argmax_c chi'_tau, on the grid x = log2 c. The last window // 2 points at each end are left
+    out of the argmax: there the filter extrapolates, and next to the divergent phase its chi' peaks on noise."""
+    _, chi_prime = saturation_derivatives(x, order_parameter, window, polyorder, variable)
     x = np.asarray(x, dtype=float)
     edge = min(window, len(x) - (1 - len(x) % 2)) // 2
     interior = chi_prime[edge : len(chi_prime) - edge] if len(x) > 2 * edge else chi_prime

@@ -13,6 +13,7 @@ from scipy.special import gammaln
 
 from phasediag.physics import critical
 
+C_FIT_MAX = 3.5  # the paper removes larger c before taking Def. 4's derivatives (App. B)
 Scaling = Literal["c", "k"]  # eta = c / lambda_0 or eta = k / tr(H_0)
 
 
@@ -132,7 +133,7 @@ def _ratio(history: np.ndarray) -> np.ndarray:
 
 
 def _scan(grid: np.ndarray, history: dict[str, np.ndarray], sharp: str) -> dict[str, np.ndarray]:
-    """The paper's upward scan with `sharp` as the sharpness measure: c_loss, c_sharp, c_max per init."""
+    """The paper's upward scan with `sharp` as the sharpness measure: c_loss, c_sharp, c_max per init (censored)."""
     with np.errstate(over="ignore"):  # rounding ratios of runs that blew up
         answers = {
             "loss": critical.increased(_ratio(history["loss"])),
@@ -144,17 +145,19 @@ def _scan(grid: np.ndarray, history: dict[str, np.ndarray], sharp: str) -> dict[
 
 def critical_constants(state0: State, width: int, grid: np.ndarray, steps: int = 10) -> dict[str, np.ndarray]:
     """Per init: c_loss, c_sharp, c_max (eta = c / lambda_0, sharpness lambda+) and k_loss, k_trace, k_max, k_frob
-    (eta = k / tr(H_0), sharpness measured by tr(H) and by ||H||_F^2), over t in [1, steps] (Fig. 7)."""
+    (eta = k / tr(H_0), sharpness measured by tr(H) and by ||H||_F^2), over t in [1, steps] (Fig. 7); each
+    censored by critical.censor, with its 0/1 flag (c_loss_censored, ..., k_frob_censored)."""
     by_c = _scan(grid, sweep(state0, width, grid, "c", steps, ("loss", "sharpness")), "sharpness")
     by_k = sweep(state0, width, grid, "k", steps, ("loss", "trace", "frobenius2"))
     by_trace, by_frob = _scan(grid, by_k, "trace"), _scan(grid, by_k, "frobenius2")
-    return {
-        **by_c,
-        "k_loss": by_trace["c_loss"],
-        "k_trace": by_trace["c_sharp"],
-        "k_max": by_trace["c_max"],
-        "k_frob": by_frob["c_sharp"],
-    }
+    renamed = {"k_loss": (by_trace, "c_loss"), "k_trace": (by_trace, "c_sharp"), "k_max": (by_trace, "c_max"),
+               "k_frob": (by_frob, "c_sharp")}  # fmt: skip
+    k_constants = {}
+    for name, (scan, column) in renamed.items():
+        k_constants[name] = scan[column]
+        if f"{column}_censored" in scan:
+            k_constants[f"{name}_censored"] = scan[f"{column}_censored"]
+    return {**by_c, **k_constants}
 
 
 def normalised_sharpness(state0: State, width: int, grid: np.ndarray, tau: int = 100) -> np.ndarray:

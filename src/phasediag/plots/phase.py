@@ -196,7 +196,8 @@ def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list
 
 def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
     """Fig. 4: per seed, c_sharp against c_loss and c_max against c_sharp, with y = x; colour = width (or depth),
-    marker = the other variable (and any other varied parameter)."""
+    marker = the other variable (and any other varied parameter); hollow where a plotted constant is censored (its
+    phase has zero width: it met the divergence first, critical.censor)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     low, high = _c_range([per_seed], ["c_loss", "c_sharp", "c_max"], pad=1.15)
     colour_values = sorted(per_seed[x].unique())
@@ -209,8 +210,11 @@ def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, titl
         for key, rows in marker_groups:
             key = key if isinstance(key, tuple) else (key,)
             for value, points in rows.groupby(x):
-                ax.scatter(points[cx], points[cy], marker=markers[key], color=colours[value], s=28, alpha=0.75,
-                           edgecolors="black", linewidths=0.4, zorder=3)  # fmt: skip
+                hollow = _censored(points, cx) | _censored(points, cy)
+                ax.scatter(points[cx][~hollow], points[cy][~hollow], marker=markers[key], color=colours[value], s=28,
+                           alpha=0.75, edgecolors="black", linewidths=0.4, zorder=3)  # fmt: skip
+                ax.scatter(points[cx][hollow], points[cy][hollow], marker=markers[key], facecolors="none",
+                           edgecolors=colours[value], s=28, linewidths=1.2, zorder=3)  # fmt: skip
         ax.plot([low, high], [low, high], "k--", lw=1, zorder=1)
         _c_axis(ax, "x", low, high)
         _c_axis(ax, "y", low, high)
@@ -226,11 +230,19 @@ def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, titl
     if len(markers) > 1:
         handles += [Line2D([], [], marker=m, ls="", color="0.5", mec="black", mew=0.4, label=_title(panel, k))
                     for k, m in markers.items()]  # fmt: skip
+    if any(_censored(per_seed, c).any() for c in ("c_loss", "c_sharp")):
+        handles.append(Line2D([], [], marker="o", ls="", mfc="none", color="0.3", label="hollow: censored (= $c_{max}$)"))
     handles.append(Line2D([], [], color="black", ls="--", label="$y = x$"))
     axes[1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     _suptitle(fig, f"Relations between the critical constants, one point per seed — {title}")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _censored(points: pd.DataFrame, constant: str) -> pd.Series:
+    """Which rows have `constant` censored (False where the flag is missing: c_max, or an older search)."""
+    column = f"{constant}_censored"
+    return points[column].fillna(0).astype(bool) if column in points else pd.Series(False, index=points.index)
 
 
 def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:

@@ -12,7 +12,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", table: pd.DataFrame | None = None) -> Path:
+def chi_labels(variable: str) -> tuple[str, str]:
+    """Axis labels of chi and chi' that name the variable differentiated in (critical.VARIABLES)."""
+    d = "dc" if variable == "c" else "d\\log_2 c"
+    return (f"$\\chi_\\tau = -d\\langle\\lambda_\\tau/\\lambda_0\\rangle/{d}$",
+            f"$\\chi'_\\tau = -d^2\\langle\\lambda_\\tau/\\lambda_0\\rangle/{d}^2$")
+
+
+def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", table: pd.DataFrame | None = None,
+               variable: str = "c") -> Path:
     """Three panels against c (log2 axis): (a) <lambda_tau / lambda_0> with a std band (and each seed, faint; points
     left out of the fit hollow), (b) chi_tau, (c) chi'_tau; a solid line at c_crit and a dashed one at c = 2.
 
@@ -33,7 +41,7 @@ def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", 
         ax.plot(c[~fit], mean[~fit], "o", ms=3.5, mfc="none", color="tab:blue", label="mean (left out)")
     axes[1].plot(c[fit], curve["chi"].to_numpy(float)[fit], "o-", ms=3, color="tab:green")
     axes[2].plot(c[fit], curve["chi_prime"].to_numpy(float)[fit], "o-", ms=3, color="tab:purple")
-    labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$", "$\\chi_\\tau$", "$\\chi'_\\tau$")
+    labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$", *chi_labels(variable))
     for ax, label, letter in zip(axes, labels, "abc"):
         ax.axvline(2.0, color="grey", ls="--", lw=1, label="$c = 2$")
         if math.isfinite(c_crit):

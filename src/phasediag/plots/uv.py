@@ -13,6 +13,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from phasediag.physics import critical  # noqa: E402
 from phasediag.physics import uvmodel  # noqa: E402
 from phasediag.plots.phase import REGIONS  # noqa: E402  (the same colours as the networks' phase diagrams)
+from phasediag.plots.saturation import chi_labels  # noqa: E402
 MARKERS = {"loss": ("o", "tab:blue"), "sharp": ("s", "tab:red"), "max": ("^", "black")}
 
 
@@ -103,7 +104,7 @@ def trajectories(table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def saturation(table: pd.DataFrame, path: Path) -> Path:
+def saturation(table: pd.DataFrame, path: Path, variable: str = "c") -> Path:
     """Fig. 10: <lambda_tau / lambda_0> against c (std band), chi and chi' with c_crit per width."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     colours = _width_colours(table["width"])
@@ -116,7 +117,7 @@ def saturation(table: pd.DataFrame, path: Path) -> Path:
         axes[2].plot(c, rows["chi_prime"], color=colour)
         for ax in axes:
             ax.axvline(rows["c_crit"].iloc[0], color=colour, ls="--", lw=0.8)
-    labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$, $\\tau = 100$", "$\\chi_\\tau$", "$\\chi'_\\tau$")
+    labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$, $\\tau = 100$", *chi_labels(variable))
     for ax, label, letter in zip(axes, labels, "abc"):
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())

@@ -59,7 +59,7 @@ def _fmt(value: float) -> str:
 def _with_defaults(constants: pd.DataFrame) -> pd.DataFrame:
     frame = constants.copy()
     for name, value in (("loss", "mse"), ("output", "plain"), ("resolution", 0.1), ("output_scale", 1.0),
-                        ("output_sigma", math.nan), ("output_scale_mode", "alpha"), ("batch_size", 512)):  # fmt: skip
+                        ("output_sigma", math.nan), ("output_norm", math.nan), ("batch_size", 512)):  # fmt: skip
         if name not in frame:
             frame[name] = value
     if len(frame):
@@ -76,13 +76,13 @@ def _sigma(row) -> float:
 
 def _plain(row) -> bool:
     """The paper's standard network: plain output, alpha = 1 (no sigma, no Eq. 57 scale)."""
-    return (row["output"] == "plain" and _sigma(row) == 0.0 and float(row["output_scale"]) == 1.0
-            and row["output_scale_mode"] != "norm")  # fmt: skip
+    norm = pd.to_numeric(pd.Series([row.get("output_norm")]), errors="coerce").iloc[0]
+    return row["output"] == "plain" and _sigma(row) == 0.0 and float(row["output_scale"]) == 1.0 and pd.isna(norm)
 
 
 # Parameters that define a setting: each combination that varies is its own panel (merged tables carry other columns).
 SETTING_KEYS = ("arch", "param", "dataset", "subset", "loss", "batch_size", "steps", "measure_examples", "bias", "output",
-                "output_scale", "output_scale_mode", "output_sigma", "sharpness_method", "eps")
+                "output_scale", "output_norm", "output_sigma", "sharpness_method", "eps")
 
 
 def _other_keys(frame: pd.DataFrame) -> list[str]:
@@ -300,11 +300,9 @@ def sharpness_direction(constants: pd.DataFrame, runs: pd.DataFrame | None) -> l
     for output in ZERO_OUTPUTS:
         cases.append(("30 c-f", f"output={output}: 'we observe a slight increase in sharpness' (App. G.1)",
                       settings["output"] == output, +1))  # fmt: skip
-    norm = settings["output_scale_mode"] == "norm"
-    cases.append(("32", "Eq. 57, s >= 0.5: 'sharpness decreases during early training' (App. H.1)",
-                  norm & (settings["output_scale"].astype(float) >= 0.5), -1))  # fmt: skip
-    cases.append(("32", "Eq. 57, s < 0.5: 'sharpness increases for small output scales' (App. H.1)",
-                  norm & (settings["output_scale"].astype(float) < 0.5), +1))  # fmt: skip
+    s = pd.to_numeric(settings["output_norm"], errors="coerce")  # Eq. 57's s; NaN when not used
+    cases.append(("32", "Eq. 57, s >= 0.5: 'sharpness decreases during early training' (App. H.1)", s >= 0.5, -1))
+    cases.append(("32", "Eq. 57, s < 0.5: 'sharpness increases for small output scales' (App. H.1)", s < 0.5, +1))
     cases.append(("34", "alpha = w^-sigma, sigma = 0.5: 'sharpness tends to increase in the feature learning regime' (App. H.2)",
                   (settings["output"] == "plain") & (settings["_sigma"] == 0.5), +1))  # fmt: skip
     cases.append(("34", "alpha = w^-sigma, sigma = -0.5: 'sharpness decreases' in the lazy regime (App. H.2)",

@@ -22,6 +22,7 @@ from phasediag.run.config import ConfigError
 
 CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
 PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
+CENSORED = ("c_loss_censored", "c_sharp_censored", "c_barrier_censored")  # 0/1 per seed (critical.censor)
 X_CHOICES = ("auto", "width", "depth")
 Y_COLUMN = {"width": "inv_width", "depth": "depth"}  # the vertical axis of a phase diagram: 1/w or d
 # Columns of tracking.searches() that are not parameters of the search (so never a grouping key).
@@ -91,13 +92,15 @@ def _fill_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary, fits). summary: one row per point: keys, y (inv_width or depth), and per constant the mean, q25,
-    q75 and n over seeds (critical.aggregate). fits: per panel and constant the quadratic c = a0 + a1 y + a2 y^2
+    q75 and n over seeds (critical.aggregate), and the fraction of seeds censored (c_loss_censored_frac, ...). fits: per panel and constant the quadratic c = a0 + a1 y + a2 y^2
     (critical.polyfit_curve; lower degree with fewer points), with the number of points it was fitted to."""
     keys, panel = group_keys(constants, x)
     constants = _fill_keys(constants, keys)
     summary = critical.aggregate(constants, keys, list(CONSTANTS))
     stats = [f"{c}_{s}" for c in CONSTANTS for s in ("mean", "q25", "q75", "n")]
-    summary = summary[[*keys, *stats]]
+    constants = constants.reindex(columns=[*constants.columns, *(c for c in CENSORED if c not in constants)])
+    censored = constants.groupby(keys)[list(CENSORED)].mean().add_suffix("_frac").reset_index()
+    summary = summary[[*keys, *stats]].merge(censored, on=keys, how="left")
     summary.insert(len(keys), "inv_width", 1.0 / summary["width"].astype(float))
     y = Y_COLUMN[x]
     summary = summary.sort_values([*panel, y]).reset_index(drop=True)
@@ -155,7 +158,7 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
     out.mkdir(parents=True, exist_ok=True)
     summary, fits = summarize(constants, x)
     keys, panel = group_keys(constants, x)
-    columns = ["run_id", "study", *keys, "seed", "inv_width", "lambda0", *CONSTANTS, "n_runs", "non_monotone"]
+    columns = ["run_id", "study", *keys, "seed", "inv_width", "lambda0", *CONSTANTS, *CENSORED, "n_runs", "non_monotone"]
     per_seed = _fill_keys(constants, keys)[[c for c in dict.fromkeys(columns) if c in constants]]
     per_seed = per_seed.sort_values([*keys, "seed"]).reset_index(drop=True)
     title = f"{experiment}: {describe(constants)}"
@@ -164,7 +167,7 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
         f"phase_diagram_{x}_fits": fits,
         f"relations_{x}": per_seed,
         f"barrier_{x}": summary[[*keys, "inv_width", *(f"{c}_{s}" for c in ("c_loss", "c_sharp", "c_barrier")
-                                                       for s in ("mean", "q25", "q75", "n"))]],
+                                                       for s in ("mean", "q25", "q75", "n", "censored_frac"))]],
     }  # fmt: skip
     files = []
     for name, table in tables.items():

@@ -4,8 +4,10 @@ For each seed (initialisation, batch order and measurement set computed once) an
 tau + h steps with tau = round(tau_constant / c) (200 for mse, 100 for xent; or a fixed tau, 100 for the uv model,
 App. B.2), measure the sharpness ONLY at t in [tau - h, tau + h] (h = 5) and average it, normalise by lambda_0.
 A diverged run gives NaN and is left out of the mean. The mean over seeds is smoothed with Savitzky-Golay
-(critical.saturation_derivatives): chi = -d/dx, chi' = -d^2/dx^2, x = log2 c, and c_crit = 2^x at the maximum of chi'.
-The derivatives use the grid only below the first c where any seed diverged (and up to x_fit_max when given).
+(critical.saturation_derivatives): chi = -d/dc, chi' = -d^2/dc^2 as Def. 4 writes them (or, with variable=log2c, in
+x = log2 c), and c_crit is the grid c at the maximum of chi'.
+The derivatives use the grid only below the first c where any seed diverged, and up to x_fit_max (by default the
+paper's c <= 3.5 for the uv model, no limit otherwise).
 
 One MLflow run (tag phasediag.kind=saturation) holds the params, the metric c_crit and the artifacts
 saturation.csv (one row per seed and c), saturation_curve.csv (the averaged curve) and saturation.png (Fig. 5).
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from phasediag.physics import critical
+from phasediag.physics import critical, uvmodel
 from phasediag.run.config import ConfigError, RunConfig, coerce
 
 TAU_CONSTANT = {"mse": 200.0, "xent": 100.0}  # c tau ~ 200 (Sec. 3), ~ 100 for cross-entropy (App. F)
@@ -65,7 +67,9 @@ class SaturationConfig:
     tau_halfwidth: int = 5  # sharpness averaged over t in [tau - h, tau + h]
     window: int = critical.SAVGOL_WINDOW  # Savitzky-Golay window (grid points, odd)
     polyorder: int = 3  # Savitzky-Golay polynomial order (>= 2: chi' is a second derivative)
-    x_fit_max: float | None = None  # derivatives only for x <= x_fit_max (the paper's uv model: c <= 3.5, x = 1.8)
+    variable: str = "c"  # Def. 4 differentiates in c; "log2c": in x = log2 c
+    x_fit_max: float | None = None  # derivatives only for x <= x_fit_max; None: the paper's c <= 3.5 for the uv model
+    # (App. B), no limit otherwise
     out: str = "out/saturation"
 
     def __post_init__(self) -> None:
@@ -89,9 +93,11 @@ class SaturationConfig:
             raise ConfigError(f"window={self.window!r} is not allowed: it must be an odd integer >= 3")
         if not 2 <= self.polyorder < self.window:
             raise ConfigError(f"polyorder={self.polyorder!r} is not allowed: it must be >= 2 and < window={self.window}")
+        if self.variable not in critical.VARIABLES:
+            raise ConfigError(f"variable={self.variable!r} is not allowed: use one of {', '.join(critical.VARIABLES)}")
         if self.x_fit_max is not None and not self.x_fit_max > self.x_min:
             raise ConfigError(f"x_fit_max={self.x_fit_max!r} is not allowed: it must be > x_min={self.x_min!r}")
-        fit_points = int(np.sum(self.x <= (self.x_max if self.x_fit_max is None else self.x_fit_max) + 1e-9))
+        fit_points = int(np.sum(self.x <= (self.x_max if self.fit_max is None else self.fit_max) + 1e-9))
         if fit_points < self.window:
             raise ConfigError(f"the grid has {fit_points} points to fit, fewer than window={self.window}: "
                               "widen [x_min, x_max] (or x_fit_max) or lower x_step")  # fmt: skip
@@ -103,6 +109,13 @@ class SaturationConfig:
         """x = log2 c: x_min, x_min + x_step, ..., <= x_max (rounded so that x = 1 gives exactly c = 2)."""
         n = int(np.floor((self.x_max - self.x_min) / self.x_step + 1e-9)) + 1
         return np.round(self.x_min + self.x_step * np.arange(n), 10)
+
+    @property
+    def fit_max(self) -> float | None:
+        """The largest x used by the derivatives: x_fit_max, or for the uv model log2 3.5 (App. B)."""
+        if self.x_fit_max is None and self.run.arch == "uv":
+            return math.log2(uvmodel.C_FIT_MAX)
+        return self.x_fit_max
 
     @property
     def tau_const(self) -> float:
@@ -124,7 +137,7 @@ class SaturationConfig:
         return {**run, "seeds": ",".join(map(str, self.seeds)), "x_min": self.x_min, "x_max": self.x_max,
                 "x_step": self.x_step, "tau_constant": self.tau_const, "tau_fixed": self.tau_fixed,
                 "tau_halfwidth": self.tau_halfwidth, "window": self.window, "polyorder": self.polyorder,
-                "x_fit_max": self.x_fit_max}  # fmt: skip
+                "variable": self.variable, "x_fit_max": self.x_fit_max}  # fmt: skip
 
     @classmethod
     def from_strings(cls, values: dict[str, Any]) -> "SaturationConfig":
@@ -207,7 +220,7 @@ def curve(table: pd.DataFrame, config: SaturationConfig) -> tuple[pd.DataFrame, 
     """Mean and std over seeds of lambda_tau / lambda_0 per c (diverged runs left out), chi, chi' and c_crit.
 
     The derivatives (and so c_crit) use the grid points below the first c where any seed diverged and, when given,
-    x <= x_fit_max; chi and chi' are NaN elsewhere. c_crit is NaN when fewer than polyorder + 2 points remain.
+    x <= fit_max; chi and chi' are NaN elsewhere. c_crit is NaN when fewer than polyorder + 2 points remain.
     """
     by_x = table.groupby("x", sort=True)
     frame = pd.DataFrame(
@@ -224,17 +237,18 @@ def curve(table: pd.DataFrame, config: SaturationConfig) -> tuple[pd.DataFrame, 
     fit = np.isfinite(frame["mean"].to_numpy(float))
     if frame["diverged"].any():
         fit &= x < x[frame["diverged"].to_numpy() > 0].min()
-    if config.x_fit_max is not None:
-        fit &= x <= config.x_fit_max + 1e-9
+    if config.fit_max is not None:
+        fit &= x <= config.fit_max + 1e-9
     # contiguous from the lowest x: a gap (a failed measurement) ends the fit range too
     fit &= np.cumprod(fit).astype(bool)
     frame["in_fit"] = fit
     frame["chi"], frame["chi_prime"] = math.nan, math.nan
     c_crit = math.nan
     if fit.sum() >= config.polyorder + 2:
-        chi, chi_prime = critical.saturation_derivatives(x[fit], frame["mean"][fit], config.window, config.polyorder)
+        derivative = (config.window, config.polyorder, config.variable)
+        chi, chi_prime = critical.saturation_derivatives(x[fit], frame["mean"][fit], *derivative)
         frame.loc[fit, "chi"], frame.loc[fit, "chi_prime"] = chi, chi_prime
-        c_crit = critical.c_crit(x[fit], frame["mean"][fit], config.window, config.polyorder)
+        c_crit = critical.c_crit(x[fit], frame["mean"][fit], *derivative)
     frame["c_crit"] = c_crit
     return frame[["x", "c", "tau", "mean", "std", "n", "diverged", "in_fit", "chi", "chi_prime", "c_crit"]], c_crit
 
@@ -251,7 +265,8 @@ def write(table: pd.DataFrame, frame: pd.DataFrame, c_crit: float, config: Satur
     tau = f"tau = {config.tau_fixed}" if config.tau_fixed is not None else f"c tau = {config.tau_const:g}"
     title = (f"{r.arch} d={r.depth} w={r.width} {r.dataset} {r.loss}, {tau}, {len(config.seeds)} seeds: "
              f"$c_{{crit}}$ = {c_crit:.3g}")  # fmt: skip
-    saturation_plots.saturation(frame, c_crit, files["saturation.png"], title=title, table=table)
+    saturation_plots.saturation(frame, c_crit, files["saturation.png"], title=title, table=table,
+                                variable=config.variable)
     return files
 
 

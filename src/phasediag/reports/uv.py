@@ -16,14 +16,14 @@ from phasediag.physics import uvmodel
 
 X_MIN, X_MAX = -1.0, 4.0  # c = 2^x up to 16: every init diverges by then (c <= 1.5 k and k > 4 diverges)
 TAU = 100  # Fig. 10: sharpness measured after 100 steps
-SATURATION_C_MAX = 3.5  # the paper drops larger c before taking derivatives (Fig. 10)
 TRAJECTORIES = {"widths": (512, 2), "c": (0.5, 2.5)}  # Fig. 8
 CONSTANTS = ("c_loss", "c_sharp", "c_max", "k_loss", "k_trace", "k_max", "k_frob")
+CENSORED = ("c_loss_censored", "c_sharp_censored", "k_loss_censored", "k_trace_censored", "k_frob_censored")
 BENCH_WIDTHS = [2**n for n in range(1, 10)]  # the widths of Fig. 7
 
 
 def critical_table(widths: list[int], inits: int, seed: int, grid: np.ndarray, steps: int) -> pd.DataFrame:
-    """One row per (width, init): lambda0, trace0 and the seven critical constants (Fig. 7)."""
+    """One row per (width, init): lambda0, trace0, the seven critical constants (Fig. 7) and the censored flags."""
     rows = []
     for width in widths:
         state0 = uvmodel.sample(width, inits, seed)
@@ -36,7 +36,7 @@ def critical_table(widths: list[int], inits: int, seed: int, grid: np.ndarray, s
                     "trace0": uvmodel.trace(state0, width),
                     **uvmodel.critical_constants(state0, width, grid, steps),
                 }
-            )[["width", "init", "lambda0", "trace0", *CONSTANTS]]
+            )[["width", "init", "lambda0", "trace0", *CONSTANTS, *CENSORED]]
         )
     return pd.concat(rows, ignore_index=True)
 
@@ -52,14 +52,17 @@ def first_step_table(widths: list[int], inits: int, seed: int, k: np.ndarray) ->
     return pd.concat(rows, ignore_index=True)
 
 
-def saturation_table(widths: list[int], inits: int, seed: int, c: np.ndarray) -> pd.DataFrame:
-    """<lambda_tau / lambda_0> against c with chi, chi' and c_crit per width (Fig. 10)."""
+def saturation_table(
+    widths: list[int], inits: int, seed: int, c: np.ndarray, window: int = critical.SAVGOL_WINDOW,
+    variable: str = "c",
+) -> pd.DataFrame:  # fmt: skip
+    """<lambda_tau / lambda_0> against c with chi, chi' (in `variable`) and c_crit per width (Fig. 10)."""
     rows = []
     x = np.log2(c)
     for width in widths:
         ratio = uvmodel.normalised_sharpness(uvmodel.sample(width, inits, seed), width, c, TAU)
         mean = np.nanmean(ratio, axis=0)
-        chi, chi_prime = critical.saturation_derivatives(x, mean)
+        chi, chi_prime = critical.saturation_derivatives(x, mean, window, variable=variable)
         rows.append(
             pd.DataFrame(
                 {
@@ -69,7 +72,7 @@ def saturation_table(widths: list[int], inits: int, seed: int, c: np.ndarray) ->
                     "std_ratio": np.nanstd(ratio, axis=0),
                     "chi": chi,
                     "chi_prime": chi_prime,
-                    "c_crit": critical.c_crit(x, mean),
+                    "c_crit": critical.c_crit(x, mean, window, variable=variable),
                 }
             )
         )
@@ -89,8 +92,9 @@ def trajectory_table(seed: int, steps: int) -> pd.DataFrame:
 
 
 def width_means(constants: pd.DataFrame, saturation: pd.DataFrame) -> dict[str, float]:
-    """Metrics named like c_loss_mean_w8 (mean over inits) and c_crit_w8."""
-    means = constants.groupby("width")[list(CONSTANTS)].mean()
+    """Metrics named like c_loss_mean_w8 (mean over inits), c_sharp_censored_mean_w8 (the fraction censored) and
+    c_crit_w8."""
+    means = constants.groupby("width")[[*CONSTANTS, *CENSORED]].mean()
     metrics = {f"{name}_mean_w{w}": float(value) for w, row in means.iterrows() for name, value in row.items()}
     c_crit = saturation.groupby("width")["c_crit"].first()
     return metrics | {f"c_crit_w{w}": float(value) for w, value in c_crit.items()}
@@ -105,8 +109,12 @@ def run_uv(
     out: Path = Path("out/uv"),
     experiment: str = "uv",
     log: bool = True,
+    c_fit_max: float = uvmodel.C_FIT_MAX,
+    window: int = critical.SAVGOL_WINDOW,
+    variable: str = "c",
 ) -> dict[str, Any]:
-    """Tables (CSV) and figures (PNG) of Figs. 7, 8, 10, 11 in `out`; with `log`, one MLflow run holding them."""
+    """Tables (CSV) and figures (PNG) of Figs. 7, 8, 10, 11 in `out`; with `log`, one MLflow run holding them.
+    Fig. 10's derivatives use c <= c_fit_max, a Savitzky-Golay `window` and d/d`variable` (critical.VARIABLES)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     widths = sorted(int(w) for w in widths)
@@ -117,7 +125,7 @@ def run_uv(
     tables = {
         "uv_critical": critical_table(widths, inits, seed, grid, steps),
         "uv_first_step": first_step_table(widths, inits, seed, grid),
-        "uv_saturation": saturation_table(widths, inits, seed, grid[grid <= SATURATION_C_MAX]),
+        "uv_saturation": saturation_table(widths, inits, seed, grid[grid <= c_fit_max * (1 + 1e-12)], window, variable),
         "uv_trajectories": trajectory_table(seed, steps),
     }
     tables["uv_phase_diagram"] = critical.aggregate(tables["uv_critical"], ["width"], list(CONSTANTS))
@@ -130,7 +138,7 @@ def run_uv(
     files |= {
         "fig7": uv_plots.phase_diagrams(tables["uv_phase_diagram"], out / "uv_fig7_phase_diagrams.png"),
         "fig8": uv_plots.trajectories(tables["uv_trajectories"], out / "uv_fig8_trajectories.png"),
-        "fig10": uv_plots.saturation(tables["uv_saturation"], out / "uv_fig10_saturation.png"),
+        "fig10": uv_plots.saturation(tables["uv_saturation"], out / "uv_fig10_saturation.png", variable),
         "fig11": uv_plots.first_step(tables["uv_first_step"], tables["uv_critical"], out / "uv_fig11_first_step.png"),
     }
     seconds["write"] = time.perf_counter() - start
@@ -142,7 +150,8 @@ def run_uv(
 
         start = time.perf_counter()
         params = {"widths": ",".join(map(str, widths)), "inits": inits, "seed": seed, "c_step": c_step, "steps": steps,
-                  "x_min": X_MIN, "x_max": X_MAX, "tau": TAU}
+                  "x_min": X_MIN, "x_max": X_MAX, "tau": TAU, "c_fit_max": c_fit_max, "window": window,
+                  "variable": variable}
         run_id = tracking.log_artifact_run(experiment, "uv", params, means, out)
         seconds["log"] = time.perf_counter() - start
     return {"run_id": run_id, "out": out, "files": files, "means": means, "seconds": seconds}

@@ -1,6 +1,9 @@
-"""Lightning callbacks: measurements on the measurement set on a schedule, divergence stop, loss barrier."""
+"""Lightning callbacks: the loss at every step, the sharpness on the measurement set on a schedule, divergence stop,
+loss barrier."""
 
+import copy
 import math
+import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -13,6 +16,11 @@ from phasediag.physics.critical import DIVERGENCE_LOSS
 from phasediag.physics.losses import LossFn
 
 T1 = 10  # the early transient: sharpness at every step up to here
+EVAL_CHUNK = 8192  # examples per forward pass when evaluating the loss on a large set
+
+
+class LanczosNotConverged(RuntimeWarning):
+    """A Lanczos solve stopped at its iteration cap with its residual above the tolerance."""
 
 
 def measure_schedule(kind: str, steps_per_epoch: int) -> Callable[[int], bool]:
@@ -30,14 +38,29 @@ def measure_schedule(kind: str, steps_per_epoch: int) -> Callable[[int], bool]:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
-    """Loss and accuracy on a fixed set."""
-    outputs = model(inputs)
-    accuracy = (outputs.argmax(1) == targets.argmax(1)).float().mean().item() if targets.shape[1] > 1 else float("nan")
-    return loss_fn(outputs, targets).item(), accuracy
+    """Loss and accuracy on a fixed set, in chunks of EVAL_CHUNK examples (both losses are means over examples)."""
+    loss, correct = 0.0, 0.0
+    for start in range(0, len(inputs), EVAL_CHUNK):
+        x, y = inputs[start : start + EVAL_CHUNK], targets[start : start + EVAL_CHUNK]
+        outputs = model(x)
+        loss += loss_fn(outputs, y).item() * len(x)
+        correct += (outputs.argmax(1) == y.argmax(1)).sum().item()
+    accuracy = correct / len(inputs) if targets.shape[1] > 1 else float("nan")
+    return loss / len(inputs), accuracy
+
+
+def warn_unconverged(eigen: hessian.Eigen, tol: float, where: str) -> bool:
+    """Warn (LanczosNotConverged) when a Lanczos solve ended with its residual above tol; True if it did."""
+    if not eigen.residual > tol:  # met, or NaN (a diverged run: not a convergence problem)
+        return False
+    warnings.warn(f"Lanczos stopped at its iteration cap with residual {eigen.residual:.3g} > tol {tol:.3g} {where}",
+                  LanczosNotConverged, stacklevel=2)  # fmt: skip
+    return True
 
 
 class Measurements(L.Callback):
-    """Loss and accuracy on the measurement set at every step; sharpness on a schedule, warm-started Lanczos.
+    """Loss and accuracy on the loss set (the training set, as the paper plots L_t) at every step; sharpness on the
+    measurement set on a schedule, warm-started Lanczos, with its residual.
 
     `sharpness_until`: stop measuring the sharpness once round(lambda_t / lambda_0, 2) > sharpness_until
     (the search only needs to know whether it increased).
@@ -49,6 +72,7 @@ class Measurements(L.Callback):
         loss_fn: LossFn,
         lambda0: hessian.Eigen,
         *,
+        loss_set: tuple[torch.Tensor, torch.Tensor] | None = None,
         sharpness: bool = True,
         schedule: Callable[[int], bool] = lambda t: True,
         sharpness_until: float | None = None,
@@ -56,8 +80,10 @@ class Measurements(L.Callback):
         tol: float = 1e-3,
         hvp_mode: str = "cached",
         seed: int = 0,
+        label: str = "",
     ) -> None:
         self.inputs, self.targets = measurement_set
+        self.loss_inputs, self.loss_targets = measurement_set if loss_set is None else loss_set
         self.loss_fn = loss_fn
         self.lambda0 = lambda0
         self.sharpness = sharpness
@@ -68,27 +94,31 @@ class Measurements(L.Callback):
         self.rows: list[dict[str, float]] = []
         self.hvps = 0
         self.vector = lambda0.vector
+        self.label = label  # names the run in the warning
+        self.warned = False  # one LanczosNotConverged per run
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.inputs, self.targets = self.inputs.to(module.device), self.targets.to(module.device)
+        self.loss_inputs, self.loss_targets = self.loss_inputs.to(module.device), self.loss_targets.to(module.device)
         self.vector = self.vector.to(module.device)
         self._record(module, 0, self.lambda0.value)
+        self.rows[-1]["sharpness_residual"] = self.lambda0.residual
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         t = trainer.global_step
         loss = self._record(module, t, None)
         if self.sharpness and self.schedule(t) and math.isfinite(loss) and loss < DIVERGENCE_LOSS:
-            self.rows[-1]["sharpness"] = self._sharpness(module)
+            self.rows[-1]["sharpness"], self.rows[-1]["sharpness_residual"] = self._sharpness(module, t)
 
     def _record(self, module: L.LightningModule, t: int, sharpness: float | None) -> float:
-        loss, accuracy = evaluate(module.model, self.loss_fn, self.inputs, self.targets)
+        loss, accuracy = evaluate(module.model, self.loss_fn, self.loss_inputs, self.loss_targets)
         row = {"step": t, "loss": loss, "accuracy": accuracy, "sharpness": sharpness}
         if t >= 1:
             row["batch_loss"] = module.batch_losses[-1]
         self.rows.append(row)
         return loss
 
-    def _sharpness(self, module: L.LightningModule) -> float:
+    def _sharpness(self, module: L.LightningModule, t: int) -> tuple[float, float]:
         generator = torch.Generator(module.device).manual_seed(self.generator_seed + len(self.rows))
         with torch.enable_grad():
             eigen = hessian.top_eigenvalue(
@@ -97,12 +127,15 @@ class Measurements(L.Callback):
                 hvp_mode=self.hvp_mode, generator=generator,
             )  # fmt: skip
         self.hvps += eigen.hvps
+        if self.method == "lanczos" and not self.warned:
+            where = f"at step {t} of the run {self.label}; warned once per run, every residual is in sharpness_residual"
+            self.warned = warn_unconverged(eigen, self.tol, where)
         if math.isfinite(eigen.value):
             self.vector = eigen.vector
         ratio = eigen.value / self.lambda0.value
         if self.sharpness_until is not None and np.round(ratio, 2) > self.sharpness_until:
             self.sharpness = False  # the answer is known: it increased
-        return eigen.value
+        return eigen.value, eigen.residual
 
     @property
     def last_loss(self) -> float:
@@ -138,17 +171,19 @@ def interpolated_losses(
 ) -> np.ndarray:  # fmt: skip
     """L((1 - s) theta_0 + s theta_T) for s in grid, theta_T = the model's current parameters (Def. 2)."""
     end = {name: p.detach().clone() for name, p in model.named_parameters()}
+    probe = copy.deepcopy(model)
     losses = []
     with torch.no_grad():
         for s in grid:
-            mixed = {name: torch.lerp(start[name].to(p.device), p, float(s)) for name, p in end.items()}
-            outputs = torch.func.functional_call(model, mixed, (inputs,))
-            losses.append(loss_fn(outputs, targets).item())
+            for name, p in probe.named_parameters():
+                p.copy_(torch.lerp(start[name].to(p.device), end[name], float(s)))
+            losses.append(evaluate(probe, loss_fn, inputs, targets)[0])
     return np.asarray(losses)
 
 
 class Barrier(L.Callback):
-    """U(c) = max_s L((1-s) theta_0 + s theta_T1) - L(theta_0), s in {0, 0.01, ..., 1} (Def. 2); inf if diverged."""
+    """U(c) = max_s L((1-s) theta_0 + s theta_T1) - L(theta_0), s in {0, 0.01, ..., 1} (Def. 2), L on the loss set
+    like L_t; inf if diverged."""
 
     GRID = np.linspace(0.0, 1.0, 101)
 
@@ -164,5 +199,5 @@ class Barrier(L.Callback):
             self.value = math.inf
             return
         m = self.measurements
-        self.curve = interpolated_losses(module.model, self.initial, m.loss_fn, m.inputs, m.targets, self.GRID)
+        self.curve = interpolated_losses(module.model, self.initial, m.loss_fn, m.loss_inputs, m.loss_targets, self.GRID)
         self.value = float(np.max(self.curve) - self.curve[0])

@@ -15,6 +15,7 @@ SHARPNESS_METHODS = ("lanczos", "power")
 HVP_MODES = ("cached", "jvp", "double_backward")
 ACCELERATORS = ("auto", "cpu", "gpu")
 SCHEDULES = ("every_step", "paper")
+LOSS_SETS = ("train", "measure")
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,8 @@ class RunConfig:
     log_checkpoints: bool = True
     data_dir: str = "data"
     download: bool = False  # let torchvision download a missing dataset (needs the network)
+    loss_set: str = "train"  # L_t (and the barrier) on the training set (the paper), or "measure": the m examples
+    output_norm: float | None = None  # s of App. H.1: f_s = s f / ||f(theta_0)||, the norm measured once at init
 
     def __post_init__(self) -> None:
         _one_of("arch", self.arch, ARCHS)
@@ -82,6 +85,7 @@ class RunConfig:
         _one_of("hvp_mode", self.hvp_mode, HVP_MODES)
         _one_of("accelerator", self.accelerator, ACCELERATORS)
         _one_of("schedule", self.schedule, SCHEDULES)
+        _one_of("loss_set", self.loss_set, LOSS_SETS)
         if self.dataset.split(":")[0] not in DATASETS:
             raise ConfigError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(DATASETS)}")
         _at_least("width", self.width, 1)
@@ -102,6 +106,13 @@ class RunConfig:
             raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use sp")
         if (self.arch == "uv") != (self.dataset == "uv"):
             raise ConfigError(f"dataset={self.dataset!r} with arch={self.arch!r}: the uv model trains on dataset 'uv' only, and vice versa")
+        if self.output_norm is not None:
+            if not (math.isfinite(self.output_norm) and self.output_norm > 0):
+                raise ConfigError(f"output_norm={self.output_norm!r} is not allowed: it must be a finite number > 0 (or none)")
+            if self.output != "plain" or self.output_scale != 1.0 or self.output_sigma is not None:
+                raise ConfigError(f"output_norm={self.output_norm!r} is not allowed with output={self.output!r}, output_scale="
+                                  f"{self.output_scale!r}, output_sigma={self.output_sigma!r}: use it with the plain, "
+                                  "unscaled output only")  # fmt: skip
         if not self.experiment:
             raise ConfigError("experiment='' is not allowed: give a name")
 

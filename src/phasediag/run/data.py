@@ -79,9 +79,10 @@ def _images_and_labels(dataset: tv.VisionDataset) -> tuple[torch.Tensor, torch.T
 
 
 def standardize(images: torch.Tensor) -> torch.Tensor:
-    """Each image on its own: zero mean and unit standard deviation over its pixels."""
+    """Each image on its own: zero mean and unit standard deviation over its pixels, the population std (ddof = 0)
+    like the authors' numpy code, so that |x|^2 = number of pixels exactly."""
     flat = images.float().flatten(1)
-    flat = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp_min(1e-8)
+    flat = (flat - flat.mean(1, keepdim=True)) / flat.std(1, correction=0, keepdim=True).clamp_min(1e-8)
     return flat.view(images.shape)
 
 
@@ -146,6 +147,11 @@ class EarlyTrainingData(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return self.targets.shape[1]
+
+    @property
+    def training_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every training example (the subset when one is given): where L_t is measured."""
+        return self.inputs, self.targets
 
     @property
     def measurement_set(self) -> tuple[torch.Tensor, torch.Tensor]:

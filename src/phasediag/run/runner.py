@@ -14,11 +14,12 @@ import torch
 
 from phasediag.physics import hessian
 from phasediag import tracking
-from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, measure_schedule
+from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, measure_schedule, warn_unconverged
 from phasediag.run.config import RunConfig
 from phasediag.run.data import EarlyTrainingData
 from phasediag.physics.losses import LOSSES
 from phasediag.models import build_model
+from phasediag.models.wrappers import Scaled, mean_output_norm
 from phasediag.run.module import EarlyTraining
 
 LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
@@ -54,7 +55,8 @@ class Initialization:
 class RunResult:
     c: float
     eta: float
-    history: pd.DataFrame  # index step t; loss, loss_ratio, batch_loss, sharpness, sharpness_ratio, eta_sharpness, accuracy
+    history: pd.DataFrame  # index step t; loss, loss_ratio, batch_loss, sharpness, sharpness_ratio, eta_sharpness,
+    # sharpness_residual, accuracy
     diverged: bool
     hvps: int
     barrier: float | None = None
@@ -69,6 +71,7 @@ class RunResult:
             "max_loss_ratio": float(self.history["loss_ratio"].iloc[1:].max()),
             "max_sharpness_ratio": float(self.history["sharpness_ratio"].iloc[1:].max()),
             "hvps": float(self.hvps),
+            "sharpness_residual_max": float(self.history["sharpness_residual"].max()),
         }
         if self.barrier is not None:
             metrics["barrier"] = self.barrier if math.isfinite(self.barrier) else 1e300
@@ -87,10 +90,16 @@ def initialize(config: RunConfig) -> Initialization:
         output_scale=config.output_scale, output_sigma=config.output_sigma,
     ).to(device)  # fmt: skip
     inputs, targets = (t.to(device) for t in data.measurement_set)
+    if config.output_norm is not None:  # App. H.1: f_s = s f / ||f(theta_0)||, the norm frozen at init
+        model = Scaled(model, config.output_norm / mean_output_norm(model, inputs))
+    # lambda0 with the trajectory's estimator, so that lambda_t / lambda_0 compares like with like
+    tol = config.sharpness_tol * LAMBDA0_TOL_FACTOR
     lambda0 = hessian.top_eigenvalue(
-        model, LOSSES[config.loss], inputs, targets, method="lanczos", tol=config.sharpness_tol * LAMBDA0_TOL_FACTOR,
+        model, LOSSES[config.loss], inputs, targets, method=config.sharpness_method, tol=tol,
         hvp_mode=config.hvp_mode, generator=torch.Generator(device).manual_seed(config.seed),
     )  # fmt: skip
+    if config.sharpness_method == "lanczos":
+        warn_unconverged(lambda0, tol, f"for lambda0 (seed {config.seed})")
     return Initialization(config, data, model, lambda0, device)
 
 
@@ -103,7 +112,8 @@ def train(
     barrier: bool | None = None,
     measure_at: Callable[[int], bool] | None = None,
 ) -> RunResult:
-    """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0, measuring on the measurement set.
+    """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0: the loss on the training set (or, with
+    loss_set=measure, on the measurement set), the sharpness on the measurement set.
 
     `measure_at(t)`: the steps t >= 1 at which the sharpness is measured, instead of config.schedule.
     """
@@ -112,11 +122,12 @@ def train(
     loss_fn = LOSSES[config.loss]
     module = EarlyTraining(copy.deepcopy(init.model), loss_fn, eta)
     steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
+    loss_set = init.data.measurement_set if config.loss_set == "measure" else init.data.training_set
     measurements = Measurements(
-        init.data.measurement_set, loss_fn, init.lambda0, sharpness=sharpness,
+        init.data.measurement_set, loss_fn, init.lambda0, loss_set=loss_set, sharpness=sharpness,
         schedule=measure_at or measure_schedule(config.schedule, steps_per_epoch), sharpness_until=sharpness_until,
         method="power" if config.sharpness_method == "power" else "lanczos", tol=config.sharpness_tol,
-        hvp_mode=config.hvp_mode, seed=config.seed,
+        hvp_mode=config.hvp_mode, seed=config.seed, label=f"c={c:.4g}, seed {config.seed}",
     )  # fmt: skip
     divergence = DivergenceStop(measurements)
     callbacks: list[L.Callback] = [measurements, divergence]
@@ -141,7 +152,8 @@ def train(
 def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints: bool) -> None:
     """Histories, run-level metrics and (optionally) theta_0 / theta_T as artifacts of one run."""
     tracking.log_history(run_id, result.history)
-    tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, **result.summary()})
+    tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, "lambda0_residual": init.lambda0.residual,
+                                  **result.summary()})  # fmt: skip
     if result.barrier_curve is not None:
         tracking.log_table(run_id, pd.DataFrame({"s": Barrier.GRID, "loss": result.barrier_curve}), "interpolation.csv")
     if checkpoints:

@@ -13,7 +13,7 @@ their thresholds, critical.trial_margins) only decide where to probe next: where
 import math
 from dataclasses import dataclass, field
 
-from phasediag.physics.critical import QUESTIONS
+from phasediag.physics.critical import QUESTIONS, censor
 
 Answers = dict[str, bool | None]  # None: not measured in that trial
 Margins = dict[str, float | None]  # > 0 leans 'yes'; None: not measured, or not a finite number (diverged)
@@ -149,7 +149,8 @@ class Ledger:
 
     def constants(self, x_of) -> dict[str, float]:
         """c_loss, c_sharp, c_barrier: first 'yes'; c_max: the point below the first divergence. NaN when not
-        reached inside the grid. `x_of(k)` maps a grid index to x = log2 c."""
+        reached inside the grid. Censored like the grid scan (critical.censor), with the c_<q>_censored flags.
+        `x_of(k)` maps a grid index to x = log2 c."""
         nan = float("nan")
         result = {}
         for q in self.questions():
@@ -158,4 +159,5 @@ class Ledger:
                 result["c_max"] = 2.0 ** x_of(hi - 1) if 0 < hi < self.n_points else nan
             else:
                 result[f"c_{q}"] = 2.0 ** x_of(hi) if hi < self.n_points else nan
-        return result
+        divergence = self.first_divergence()
+        return censor(result, 2.0 ** x_of(divergence) if divergence < self.n_points else nan)
