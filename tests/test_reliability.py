@@ -34,6 +34,7 @@ CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
 
 def env_for(uri: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # `mlflow run` calls `phasediag` by name
     if uri:
         env["MLFLOW_TRACKING_URI"] = uri
     return env
