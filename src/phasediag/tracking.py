@@ -348,22 +348,28 @@ def end_for(error: BaseException) -> tuple[str, str]:
 
 
 @contextmanager
-def run(experiment: str, kind: str, params: Mapping[str, Any], **kwargs: Any) -> Iterator[str]:
-    """A run that ends FINISHED; FAILED (reason: the error) or KILLED (reason: the signal) when the body raises.
-    A signal that Lightning turned into SystemExit comes out as signals.Interrupted."""
-    run_id = start_run(experiment, kind, params, **kwargs)
+def ended_on_error(run_id: str) -> Iterator[None]:
+    """The body raising ends the run: KILLED (reason: the signal) or FAILED (reason: the error). A signal that
+    Lightning turned into SystemExit comes out as signals.Interrupted."""
     try:
-        yield run_id
+        yield
     except BaseException as error:
-        status, reason = end_for(error)
         try:
-            finish_run(run_id, status, reason)
+            finish_run(run_id, *end_for(error))
         except Exception:  # the store itself went away: the next run of the command closes this run
             pass
         stop = signals.interruption(error)
         if stop is not None and stop is not error:
             raise stop from error
         raise
+
+
+@contextmanager
+def run(experiment: str, kind: str, params: Mapping[str, Any], **kwargs: Any) -> Iterator[str]:
+    """A run that ends FINISHED, or FAILED / KILLED with the reason when the body raises (ended_on_error)."""
+    run_id = start_run(experiment, kind, params, **kwargs)
+    with ended_on_error(run_id):
+        yield run_id
     finish_run(run_id)
 
 

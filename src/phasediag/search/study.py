@@ -271,21 +271,17 @@ def refuse_or_announce_leftovers(config: SearchConfig, study: optuna.Study) -> N
                 what, config.grace)  # fmt: skip
 
 
-def next_point(study: optuna.Study, config: SearchConfig, trial: optuna.Trial, poll: float) -> Ledger | None:
-    """The ledger once it has a point for this trial to train (None: the search is complete). While only trials
-    of other workers remain, wait for them: they finish, or Optuna fails them once silent for `grace` s."""
+def wait_for(study: optuna.Study, grace: int, poll: float, check: Callable[[], tuple[bool, Any, str]]) -> Any:
+    """Poll check() -> (done, result, what is awaited) until done; meanwhile a bar 'waiting for ...' counts up to
+    the grace period, and trials silent for `grace` s are failed (Optuna's stale-trial check)."""
     bar = None
     try:
         while True:
-            ledger = ledger_of(study.get_trials(deepcopy=False), config, exclude=trial.number)
-            if ledger.complete:
-                return None
-            if ledger.next_point() is not None:
-                return ledger
+            done, result, what = check()
+            if done:
+                return result
             if bar is None:
-                others = [t for t in _running(study) if t.number != trial.number]
-                bar = tqdm(total=config.grace, desc=f"waiting for {describe_running(others, config)}"[:120], unit="s",
-                           disable=None, leave=False)  # fmt: skip
+                bar = tqdm(total=grace, desc=f"waiting for {what}"[:120], unit="s", disable=None, leave=False)
             time.sleep(poll)
             bar.update(min(poll, bar.total - bar.n))
             with quiet_optuna():
@@ -293,6 +289,19 @@ def next_point(study: optuna.Study, config: SearchConfig, trial: optuna.Trial, p
     finally:
         if bar is not None:
             bar.close()
+
+
+def next_point(study: optuna.Study, config: SearchConfig, trial: optuna.Trial, poll: float) -> Ledger | None:
+    """The ledger once it has a point for this trial to train (None: the search is complete). While only trials
+    of other workers remain, wait for them: they finish, or Optuna fails them once silent for `grace` s."""
+
+    def check() -> tuple[bool, Ledger | None, str]:
+        ledger = ledger_of(study.get_trials(deepcopy=False), config, exclude=trial.number)
+        if ledger.complete or ledger.next_point() is not None:
+            return True, None if ledger.complete else ledger, ""
+        return False, None, describe_running([t for t in _running(study) if t.number != trial.number], config)
+
+    return wait_for(study, config.grace, poll, check)
 
 
 def work(config: SearchConfig, parent_run_id: str, init: runner.Initialization | None = None, poll: float = 1.0,
@@ -419,7 +428,7 @@ def search(config: SearchConfig) -> SearchResult:
     refuse_or_announce_leftovers(config, study)
     run_id, created = parent_run(config, study)
     tracking.set_status_running(run_id)
-    try:
+    with tracking.ended_on_error(run_id):
         close_orphans(config, study, run_id)
         init = runner.initialize(config.run)
         if created:
@@ -434,12 +443,6 @@ def search(config: SearchConfig) -> SearchResult:
         bar.close()
         result = summarize(config, study, run_id, init.lambda0.value)
         close_orphans(config, study, run_id)
-    except BaseException as error:
-        try:
-            tracking.finish_run(run_id, *tracking.end_for(error))
-        except Exception:  # the tracking server itself is gone: the next run of the command ends this run
-            pass
-        raise
     tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
                                   "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip
     tracking.set_tags(run_id, {tracking.NON_MONOTONE_TAG: ",".join(result.non_monotone) or "none"})

@@ -12,21 +12,19 @@ import itertools
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
-from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from phasediag import signals, tracking
 from phasediag.run.config import ConfigError
 from phasediag.search.study import (SearchConfig, Unfinished, claimed_run, open_study, quiet_optuna, run_workers, search,
-                                    worker_exit_code)  # fmt: skip
+                                    wait_for, worker_exit_code)  # fmt: skip
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("experiment", "fixed", "vary")
@@ -99,27 +97,15 @@ def _describe(trials: list[FrozenTrial]) -> str:
 def free_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, poll: float) -> int | None:
     """The first search nobody has finished or is running (None: all are finished). While the rest are running in
     other workers, wait: they finish, or Optuna fails a claim silent for `grace` s and it is free again."""
-    grace = spec.points[0].grace
-    bar = None
-    try:
-        while True:
-            claimed = _claimed(study, exclude=trial.number)
-            taken = {t.params["point"] for t in claimed}
-            free = [i for i in range(len(spec.points)) if i not in taken]
-            if free:
-                return free[0]
-            running = [t for t in claimed if t.state == TrialState.RUNNING]
-            if not running:
-                return None
-            if bar is None:
-                bar = tqdm(total=grace, desc=f"waiting for {_describe(running)}"[:120], unit="s", disable=None, leave=False)
-            time.sleep(poll)
-            bar.update(min(poll, bar.total - bar.n))
-            with quiet_optuna():
-                fail_stale_trials(study)
-    finally:
-        if bar is not None:
-            bar.close()
+
+    def check() -> tuple[bool, int | None, str]:
+        claimed = _claimed(study, exclude=trial.number)
+        taken = {t.params["point"] for t in claimed}
+        free = [i for i in range(len(spec.points)) if i not in taken]
+        running = [t for t in claimed if t.state == TrialState.RUNNING]
+        return bool(free) or not running, free[0] if free else None, _describe(running)
+
+    return wait_for(study, spec.points[0].grace, poll, check)
 
 
 def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
@@ -210,7 +196,7 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
             bar.n = done
             bar.set_postfix(runs=runs)
 
-    try:
+    with tracking.ended_on_error(run_id):
         refresh()
         workers = min(workers, len(spec.points) - bar.n)  # a finished sweep starts no worker at all
         if workers == 1:
@@ -222,12 +208,6 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
         done, runs = progress(study)
         if done < len(spec.points):
             raise Unfinished(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done; re-run it to finish the rest")
-    except BaseException as error:
-        try:
-            tracking.finish_run(run_id, *tracking.end_for(error))
-        except Exception:  # the tracking server itself is gone: the next run of the sweep ends this run
-            pass
-        raise
     tracking.log_metrics(run_id, {"searches_done": done, "runs_trained": runs})
     tracking.finish_run(run_id)
     return done, runs
