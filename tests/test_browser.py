@@ -93,21 +93,16 @@ def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
     capsys.readouterr()
 
     with running_mlflow_server(store, tmp_path) as url:
-        # The experiment page opens on the runs table (a model-development experiment, not a GenAI traces page).
+        # The experiment page opens on the runs table (a model-development experiment, not a GenAI traces page):
+        # the search parent (its children nested under it, counted), the lone run, the Dataset column.
         runs_page = f"{url}/#/experiments/{experiment_id}/runs"
         text = visible_text(rendered_dom(browser, runs_page, tmp_path / "profile-runs"))
-        assert EXPERIMENT in text, f"experiment name not rendered at {runs_page}: {text[:1500]}"
+        assert EXPERIMENT in text and "Training runs" in text, f"not the runs table at {runs_page}: {text[:1500]}"
         assert parent in text, f"the search parent is not in the runs table: {text[:1500]}"
         assert re.search(r"(?<![\w.=])c=3(?![\w.])", text), f"the lone run c=3 is not in the runs table: {text[:1500]}"
         assert "synthetic:1x4x4:128" in text, f"the Dataset column is empty: {text[:1500]}"
-        assert "phasediag" in text, f"the Source column is empty: {text[:1500]}"
-
-        # The parent's page lists its nested children.
-        parent_id = tracking.searches(EXPERIMENT)["run_id"].iloc[0]
-        parent_page = f"{url}/#/experiments/{experiment_id}/runs/{parent_id}"
-        text = visible_text(rendered_dom(browser, parent_page, tmp_path / "profile-parent"))
-        for name in children[children["parent_run_id"] == parent_id]["run_name"]:
-            assert name in text, f"child {name} not listed on its parent's page: {text[:1500]}"
+        total = 1 + len(children) + 1  # the parent, the trained runs (its children and the lone run), the analysis run
+        assert f"{total} matching runs" in text, text[:1500]
 
         # The analysis run's artifact page: the UI lists the PNG and shows it as an image.
         artifact_page = f"{url}/#/experiments/{experiment_id}/runs/{analysis_id}/artifacts/browser_check.png"
