@@ -32,6 +32,7 @@ from phasediag.search.ledger import Ledger, Plan
 log = logging.getLogger(__name__)
 MODES = ("bisect", "grid")
 CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
+CLAIM_WAIT = 300  # s that a process joining a search waits (beyond the grace period) for the claimed parent run
 
 
 class Unfinished(RuntimeError):
@@ -220,10 +221,11 @@ def claimed_run(study: optuna.Study, storage_url: str, key: str, create: Callabl
             run_id = create()
             study.set_user_attr(key, run_id)
             return run_id, True
-    deadline = time.monotonic() + grace
+    wait = grace + CLAIM_WAIT
+    deadline = time.monotonic() + wait
     while run_id is None:  # another process claimed it a moment ago and is creating it
         if time.monotonic() > deadline:
-            raise Unfinished(f"{study.study_name}: another process claimed its run but did not create it within {grace} s; "
+            raise Unfinished(f"{study.study_name}: another process claimed its run but did not create it within {wait} s; "
                              f"if that process died, delete the Optuna study '{study.study_name}:{key}' and re-run")  # fmt: skip
         time.sleep(0.5)
         run_id = study.user_attrs.get(key)
