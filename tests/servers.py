@@ -135,12 +135,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(store: str, folder: Path) -> Iterator[str]:
-    """`mlflow server` over `store` on a free 127.0.0.1 port, in its own process group; yields its URL."""
+def running_mlflow_server(store: str, folder: Path, port: int | None = None) -> Iterator[str]:
+    """`mlflow server` over `store` on 127.0.0.1 (a free port unless given), in its own process group; yields its URL."""
     mlflow = VENV_BIN / "mlflow"
     if not mlflow.is_file():
         pytest.fail(f"{mlflow} not found: run `make setup`", pytrace=False)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

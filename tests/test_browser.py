@@ -71,9 +71,10 @@ def visible_text(dom: str) -> str:
 @pytest.mark.slow
 def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
     browser = chromium()
-    # A small finished experiment in a private SQLite store: two training runs and one analysis run with a PNG.
-    for c in ("1", "3"):
-        assert cli.main(["run", *SMALL, "--c", c]) == 0
+    # A small finished experiment in a private SQLite store: one search (a parent and its children), one lone run,
+    # and one analysis run with a PNG.
+    assert cli.main(["search", *SMALL, "--x_max", "3", "--resolution", "0.5"]) == 0
+    assert cli.main(["run", *SMALL, "--c", "3"]) == 0
     figures = tmp_path / "figures"
     figures.mkdir()
     import matplotlib
@@ -87,16 +88,21 @@ def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
     plt.close(fig)
     analysis_id = tracking.log_artifact_run(EXPERIMENT, "analysis", {}, {}, figures)
     experiment_id = tracking.experiment_id(EXPERIMENT, create=False)
+    (parent,) = tracking.searches(EXPERIMENT)["study"]
+    children = tracking.runs(EXPERIMENT)
     capsys.readouterr()
 
     with running_mlflow_server(store, tmp_path) as url:
-        # The runs page of the experiment, rendered by the UI's JavaScript in Chromium.
+        # The experiment page opens on the runs table (a model-development experiment, not a GenAI traces page):
+        # the search parent (its children nested under it, counted), the lone run, the Dataset column.
         runs_page = f"{url}/#/experiments/{experiment_id}/runs"
         text = visible_text(rendered_dom(browser, runs_page, tmp_path / "profile-runs"))
-        assert EXPERIMENT in text, f"experiment name not rendered at {runs_page}: {text[:1500]}"
-        for name in ("c=1", "c=3"):
-            assert re.search(rf"(?<![\w.=]){re.escape(name)}(?![\w.])", text), f"run {name} not in the runs table: {text[:1500]}"
-        assert "3 matching runs" in text, text[:1500]
+        assert EXPERIMENT in text and "Training runs" in text, f"not the runs table at {runs_page}: {text[:1500]}"
+        assert parent in text, f"the search parent is not in the runs table: {text[:1500]}"
+        assert re.search(r"(?<![\w.=])c=3(?![\w.])", text), f"the lone run c=3 is not in the runs table: {text[:1500]}"
+        assert "synthetic:1x4x4:128" in text, f"the Dataset column is empty: {text[:1500]}"
+        total = 1 + len(children) + 1  # the parent, the trained runs (its children and the lone run), the analysis run
+        assert f"{total} matching runs" in text, text[:1500]
 
         # The analysis run's artifact page: the UI lists the PNG and shows it as an image.
         artifact_page = f"{url}/#/experiments/{experiment_id}/runs/{analysis_id}/artifacts/browser_check.png"

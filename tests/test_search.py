@@ -46,6 +46,26 @@ def test_bisection_agrees_with_the_grid_and_logs_parent_and_children(store):
     assert len(kids) == bisect.n_runs and all(k.data.tags["phasediag.kind"] == "run" for k in kids)
     assert {k.data.metrics["lambda0"] for k in kids} == {parent.data.metrics["lambda0"]}  # one init, reused
 
+    # Provenance: the checkout's commit and MLflow's source tags on every run; the dataset once, on the parent.
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    for r in (parent, *kids):
+        assert r.data.tags["mlflow.source.git.commit"] == head
+        assert {"mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.project.entryPoint"} <= set(r.data.tags)
+    (dataset,) = parent.inputs.dataset_inputs
+    assert dataset.dataset.name == TINY["dataset"] and len(dataset.dataset.digest) == 16
+    assert not any(k.inputs.dataset_inputs for k in kids)
+    client = MlflowClient(store)
+    assert client.get_experiment_by_name("b").tags["mlflow.experimentKind"] == "custom_model_development"
+
+    # theta_0 once, on the parent; each child has its final.pt and points to the parent's theta_0.
+    def files(run_id: str) -> set[str]:
+        return {f.path for f in client.list_artifacts(run_id, "checkpoints")}
+
+    assert files(parent.info.run_id) == {"checkpoints/initial.pt"}
+    for k in kids:
+        assert files(k.info.run_id) == {"checkpoints/final.pt"}
+        assert k.data.tags["phasediag.theta0"] == f"runs:/{parent.info.run_id}/checkpoints/initial.pt"
+
 
 def test_same_search_again_resumes_and_trains_nothing(store):
     first = search(tiny())
@@ -95,8 +115,11 @@ def test_killed_worker_is_retried_and_the_search_completes(store, tmp_path):
     runs = MlflowClient(store).get_run(parent)
     for constant in ("c_loss", "c_sharp", "c_max", "c_barrier"):
         assert runs.data.metrics[constant] == pytest.approx(uninterrupted.constants[constant], nan_ok=True)
-    statuses = [r.info.status for r in children(store, parent)]
-    assert "RUNNING" not in statuses and "FAILED" in statuses
+    kids = children(store, parent)
+    statuses = [r.info.status for r in kids]
+    assert "RUNNING" not in statuses and "KILLED" in statuses
+    killed = [r for r in kids if r.info.status == "KILLED"]
+    assert all("stopped" in r.data.tags["phasediag.end_reason"] for r in killed)
 
 
 @pytest.mark.slow

@@ -48,7 +48,7 @@ def run_command(args: argparse.Namespace) -> int:
     status = "diverged" if result.diverged else "finished"
     print(f"run {run_id} {status}: lambda0={init.lambda0.value:.6g} eta={result.eta:.4g} "
           f"max_loss_ratio={result.history['loss_ratio'].iloc[1:].max():.4g} hvps={result.hvps}")  # fmt: skip
-    print(f"open it with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")
+    print(f"open it with: {tracking.ui_command()}")
     return 0
 
 
@@ -72,7 +72,7 @@ def search_command(args: argparse.Namespace) -> int:
     constants = "  ".join(f"{k}={v:.4g}" for k, v in result.constants.items())
     print(f"search {result.study_name}: lambda0={result.lambda0:.6g}  {constants}  runs={result.n_runs} hvps={result.hvps}"
           + (f"  non-monotone: {', '.join(result.non_monotone)}" if result.non_monotone else ""))  # fmt: skip
-    print(f"parent run {result.parent_run_id}; open with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")
+    print(f"parent run {result.parent_run_id}; open with: {tracking.ui_command()}")
     return 0
 
 
@@ -80,7 +80,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="a YAML file in sweeps/")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     parser.add_argument("--storage", default=None, help="Optuna storage URL shared by all workers (default: optuna.db next to the tracking store)")
-    for name in ("data_dir", "accelerator"):  # where this worker runs, not what the sweep computes
+    for name in ("data_dir", "accelerator", "wait"):  # where this worker runs, not what the sweep computes
         parser.add_argument(f"--{name}", default=None)
 
 
@@ -91,12 +91,12 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"workers={args.workers} is not allowed: it must be >= 1")
-    overrides = {k: getattr(args, k) for k in ("storage", "data_dir", "accelerator") if getattr(args, k)}
+    overrides = {k: getattr(args, k) for k in ("storage", "data_dir", "accelerator", "wait") if getattr(args, k)}
     spec = sweep.SweepSpec.load(args.spec, overrides)
     tracking.check_reachable()
     done, runs = sweep.sweep(spec, args.workers)
     print(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done, {runs} runs trained in them")
-    print(f"next: phasediag diagram --experiment {spec.experiment}   (or mlflow ui --backend-store-uri {tracking.tracking_uri()})")
+    print(f"next: phasediag diagram --experiment {spec.experiment}   (or {tracking.ui_command()})")
     return 0
 
 
@@ -172,7 +172,7 @@ def saturation_command(args: argparse.Namespace) -> int:
     print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
     if result.run_id:
         print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}; "
-              f"open with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")  # fmt: skip
+              f"open with: {tracking.ui_command()}")  # fmt: skip
     return 0
 
 def _store_with_data() -> str:
@@ -271,18 +271,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from phasediag import signals
     from phasediag.run.data import DataError
-    from phasediag.tracking import TrackingError, discard_project_run
+    from phasediag.search.study import Unfinished
+    from phasediag.tracking import TrackingError, fail_project_run, outage
 
+    signals.install()
     try:
         return COMMANDS[args.command][2](args)
-    except (ConfigError, DataError, TrackingError) as error:
-        print(f"phasediag: error: {error}", file=sys.stderr)
-        try:
-            discard_project_run()
-        except Exception:  # the tracking store itself may be the bad input
-            pass
-        return 2
+    except (ConfigError, DataError, TrackingError, Unfinished) as error:
+        return _fail(error, 1 if isinstance(error, Unfinished) else 2, fail_project_run)
+    except BaseException as error:
+        stop = signals.interruption(error)
+        if stop is not None:  # the runs are already KILLED with the signal as reason, the trial FAILED
+            print(f"phasediag: {stop.reason}: re-run the same command to resume", file=sys.stderr)
+            return stop.exit_code
+        lost = outage(error)
+        if lost is None:
+            raise
+        return _fail(lost, 2, fail_project_run)
+
+
+def _fail(error: BaseException, code: int, fail_project_run: Callable[[str], None]) -> int:
+    """One line on stderr; under `mlflow run`, the project run ends FAILED with it as a tag."""
+    print(f"phasediag: error: {error}", file=sys.stderr)
+    try:
+        fail_project_run(str(error))
+    except Exception:  # the tracking store itself may be the bad input
+        pass
+    return code
 
 
 if __name__ == "__main__":

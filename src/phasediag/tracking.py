@@ -1,7 +1,12 @@
 """The only module that knows MLflow: run, param, metric and tag names; logging; queries into pandas."""
 
+import fcntl
+import functools
+import hashlib
+import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,10 +19,23 @@ from typing import Any
 
 import pandas as pd
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+from phasediag import signals
+
 KIND_TAG = "phasediag.kind"  # run | search | sweep | analysis | uv | saturation
 SEARCH_TAG = "phasediag.search"  # the Optuna study name of a search, on the parent and its children
+TRIAL_TAG = "phasediag.trial"  # the Optuna trial number of a search's child run (found by it if the trial never learnt the run id)
+THETA0_TAG = "phasediag.theta0"  # a child's initial parameters: an artifact of its search's parent run
+CONTINUES_TAG = "phasediag.continues"  # an `mlflow run` project run that resumed (or joined) a search or sweep: its run
+END_REASON_TAG = "phasediag.end_reason"  # why a run ended FAILED or KILLED
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # else MLflow 3's UI treats it as GenAI
+THETA0_ARTIFACT = "checkpoints/initial.pt"
+# An `mlflow server` that stops answering: MLflow's HTTP retries, bounded (unless set in the environment):
+# 4 retries with backoff 1, 2, 4, 8 s and a 20 s timeout per request: a dead server is given up on within ~15 s
+# (connection refused), a hung one within ~2 min.
+HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}  # fmt: skip
+RETRY_SECONDS = 15
 
 # The per-step metric histories of a run (step = SGD step t, 0 = init).
 HISTORY_METRICS = (
@@ -37,7 +55,20 @@ class TrackingError(RuntimeError):
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """MLFLOW_TRACKING_URI, else MLflow's own default (./mlflow.db): the store `mlflow run` and `mlflow ui` use."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def ui_command() -> str:
+    """How to open this store: `mlflow ui` alone for MLflow's default store (the one in this folder)."""
+    import mlflow.environment_variables
+
+    if not mlflow.environment_variables.MLFLOW_TRACKING_URI.is_set():
+        return "mlflow ui"
+    uri = tracking_uri()
+    return f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
 
 
 def redact(url: str) -> str:
@@ -71,23 +102,87 @@ def check_reachable(uri: str | None = None, timeout: float = 5.0) -> str:
     return uri
 
 
-def _client():
+@contextmanager
+def sqlite_lock(url: str) -> Iterator[None]:
+    """Serialize the creation of a fresh SQLite database (MLflow's or Optuna's tables) among local processes:
+    two processes creating the tables at once make one of them fail. A no-op for other URLs or existing files."""
+    path = Path(url.split(":///", 1)[1]).expanduser() if url.startswith("sqlite:///") else None
+    if path is None or path.exists():
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]  # the lock lives outside the user's folder
+    with open(Path(tempfile.gettempdir()) / f"phasediag-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@functools.cache
+def _cached_client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri())
+    for name, value in HTTP_RETRIES.items():
+        os.environ.setdefault(name, value)
+    client = MlflowClient(tracking_uri=uri)
+    with sqlite_lock(uri):
+        client.search_experiments(max_results=1)  # creates the tables of a fresh store
+    return client
+
+
+def _client():
+    return _cached_client(tracking_uri())
+
+
+def outage(error: BaseException) -> TrackingError | None:
+    """A tracking server that stopped answering mid-work (MLflow gave up retrying), as one line; else None."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    text = str(error)
+    lost = isinstance(error, requests.exceptions.ConnectionError) or (
+        isinstance(error, MlflowException) and "API request to" in text and ("Max retries" in text or "Connection" in text)
+    )
+    if not lost:
+        return None
+    return TrackingError(f"tracking server {redact(tracking_uri())} stopped answering (gave up after ~{RETRY_SECONDS} s "
+                         "of retries): start it again and re-run the same command; finished work is kept")  # fmt: skip
 
 
 def experiment_id(name: str, create: bool = True) -> str | None:
+    """The experiment's id (created, tagged as model development, when missing and `create`)."""
     client = _client()
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    if not create:
-        return None
-    try:
-        return client.create_experiment(name)
-    except Exception:  # another worker created it first
-        return client.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        if not create:
+            return None
+        try:
+            return client.create_experiment(name, tags=EXPERIMENT_KIND)
+        except Exception:  # another worker created it first
+            experiment = client.get_experiment_by_name(name)
+    for key, value in EXPERIMENT_KIND.items():
+        if create and experiment.tags.get(key) != value:  # e.g. created by `mlflow run --experiment-name`
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
+
+
+@functools.cache
+def source_tags() -> dict[str, str]:
+    """MLflow's standard source tags as `mlflow.start_run` sets them (user, source name and type), with the git
+    commit of the checkout this package runs from, and the entry point: the phasediag command."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils import mlflow_tags
+
+    tags = {k: v for k, v in resolve_tags().items() if not k.startswith("mlflow.source.git")}
+    folder = Path(__file__).resolve().parent
+    for key, argv in ((mlflow_tags.MLFLOW_GIT_COMMIT, ["rev-parse", "HEAD"]),
+                      (mlflow_tags.MLFLOW_GIT_BRANCH, ["rev-parse", "--abbrev-ref", "HEAD"])):  # fmt: skip
+        found = subprocess.run(["git", "-C", str(folder), *argv], capture_output=True, text=True)
+        if found.returncode == 0:
+            tags[key] = found.stdout.strip()
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None) if program == "phasediag" else None
+    tags[mlflow_tags.MLFLOW_PROJECT_ENTRY_POINT] = f"phasediag {command}" if command else program
+    return tags
 
 
 def _params(params: Mapping[str, Any]):
@@ -117,10 +212,11 @@ def start_run(
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Create a run with its params and tags in one batch; returns the run id.
+    """Create a run with its params and tags (the source tags included) in one batch; returns the run id.
 
     Under `mlflow run` the first top-level run is the project's own run (same experiment, params that MLflow
-    already logged are kept), so one `mlflow run` leaves one run. Children go into their parent's experiment.
+    already logged are kept, and so are the source tags MLflow gave it), so one `mlflow run` leaves one run.
+    Children go into their parent's experiment.
     """
     from mlflow.entities import RunTag
 
@@ -136,22 +232,44 @@ def start_run(
         if chosen != experiment:  # MLflow chose the experiment before we ran; a run cannot be moved
             print(f"phasediag: note: `mlflow run` put this run in experiment {chosen!r}, not {experiment!r}; "
                   f"pass --experiment-name {experiment} to `mlflow run` to keep them together", file=sys.stderr)  # fmt: skip
+        experiment_id(chosen)  # tag its kind
         logged = project_run.data.params
         params = {k: v for k, v in params.items() if k not in logged}
         if run_name:
             all_tags["mlflow.runName"] = run_name
     else:
         where = client.get_run(parent_run_id).info.experiment_id if parent_run_id else experiment_id(experiment)
+        all_tags = {**source_tags(), **all_tags}
         run_id = client.create_run(where, run_name=run_name, tags=all_tags).info.run_id
     client.log_batch(run_id, params=_params(params), tags=[RunTag(k, v) for k, v in all_tags.items()])
     return run_id
 
 
-def discard_project_run() -> None:
-    """Bad input under `mlflow run`: delete the run MLflow created before our validation could refuse it."""
+def fail_project_run(message: str) -> None:
+    """Bad input under `mlflow run`: the run MLflow created ends FAILED with the message as a tag (deleting it
+    would make `mlflow run` crash on it)."""
     run_id = _project_run_id()
     if run_id:
-        _client().delete_run(run_id)
+        finish_run(run_id, "FAILED", reason=message)
+
+
+def point_project_run(owner_run_id: str) -> None:
+    """Under `mlflow run`, a search (or sweep) that another run already owns (a resume, or a second process): the
+    project run is kept, tagged with the run that holds the work; MLflow ends it."""
+    run_id = _project_run_id()
+    if run_id:
+        set_tags(run_id, {CONTINUES_TAG: owner_run_id,
+                          "mlflow.note.content": f"This command continued run {owner_run_id}: its results are there."})  # fmt: skip
+
+
+def log_dataset(run_id: str, name: str, digest: str, source: str, profile: Mapping[str, Any]) -> None:
+    """The data a run used, as an MLflow dataset input (the UI's Dataset column)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": source}),
+                      profile=json.dumps(dict(profile)))  # fmt: skip
+    _client().log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train")])])
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -214,19 +332,45 @@ def set_status_running(run_id: str) -> None:
     _client().update_run(run_id, status="RUNNING")
 
 
-def finish_run(run_id: str, failed: bool = False) -> None:
-    _client().set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+def finish_run(run_id: str, status: str = "FINISHED", reason: str | None = None) -> None:
+    """End a run FINISHED, FAILED or KILLED; `reason` (one line) becomes its END_REASON_TAG."""
+    if reason and reason.strip():
+        set_tags(run_id, {END_REASON_TAG: reason.strip().splitlines()[0][:500]})
+    _client().set_terminated(run_id, status=status)
+
+
+def end_for(error: BaseException) -> tuple[str, str]:
+    """(status, reason) of a run whose body raised `error`: KILLED by a signal, else FAILED with the message."""
+    stop = signals.interruption(error)
+    if stop is not None:
+        return "KILLED", stop.reason
+    lost = outage(error)
+    return "FAILED", str(lost or f"{type(error).__name__}: {error}")
+
+
+@contextmanager
+def ended_on_error(run_id: str) -> Iterator[None]:
+    """The body raising ends the run: KILLED (reason: the signal) or FAILED (reason: the error). A signal that
+    Lightning turned into SystemExit comes out as signals.Interrupted."""
+    try:
+        yield
+    except BaseException as error:
+        try:
+            finish_run(run_id, *end_for(error))
+        except Exception:  # the store itself went away: the next run of the command closes this run
+            pass
+        stop = signals.interruption(error)
+        if stop is not None and stop is not error:
+            raise stop from error
+        raise
 
 
 @contextmanager
 def run(experiment: str, kind: str, params: Mapping[str, Any], **kwargs: Any) -> Iterator[str]:
-    """A run that ends FINISHED, or FAILED when the body raises (including Ctrl-C)."""
+    """A run that ends FINISHED, or FAILED / KILLED with the reason when the body raises (ended_on_error)."""
     run_id = start_run(experiment, kind, params, **kwargs)
-    try:
+    with ended_on_error(run_id):
         yield run_id
-    except BaseException:
-        finish_run(run_id, failed=True)
-        raise
     finish_run(run_id)
 
 
@@ -241,8 +385,8 @@ def log_artifact_run(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Queries: one call per kind of data (paged search_runs for params and run metrics, bulk metric histories), into pandas.
-# The same code serves a SQLite/PostgreSQL store and an `mlflow server` (http).
+# Queries through MLflow's public API (mlflow.search_runs into pandas; metric histories by a thread pool over the
+# client), typed. The same code serves a SQLite/PostgreSQL store and an `mlflow server` (http).
 
 SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "c_loss_censored", "c_sharp_censored",
                   "c_barrier_censored", "n_runs", "hvps", "non_monotone")
@@ -253,10 +397,7 @@ NON_MONOTONE_TAG = "phasediag.non_monotone"
 INTERPOLATION_ARTIFACT = "interpolation.csv"  # (s, loss) of a run whose barrier was measured
 _SEARCH_PARAM_TYPES = {"mode": str, "resolution": float, "x_min": float, "x_max": float, "x_start": float,
                        "gallop": float, "gallop_near": float, "eps": float, "study": str, "lambda0_tol": float}  # fmt: skip
-_PAGE = 5000  # runs per search_runs page
-_SQL_CHUNK = 500  # run ids per bulk-history SQL query
-_REST_CHUNK = 100  # run ids per bulk-history HTTP request (the server's limit)
-_REST_PER_RUN = 2500  # points per run and metric the server returns at most (more are sampled: then fetched whole)
+_HISTORY_THREADS = 8  # parallel get_metric_history calls
 
 
 def _param_types() -> dict[str, type]:
@@ -291,37 +432,23 @@ def _typed(column: pd.Series, kind: type | None) -> pd.Series:
 
 
 def _runs_frame(experiment: str, filter_string: str, metrics: tuple[str, ...], first: list[str]) -> pd.DataFrame:
-    """One row per run matching filter_string (all pages): run info, our tags, typed params, run metrics."""
+    """One row per run matching filter_string: run info, our tags, typed params, run metrics."""
     import math
 
-    client = _client()
+    import mlflow
+
     exp_id = experiment_id(experiment, create=False)
-    rows = []
+    found = pd.DataFrame()
     if exp_id is not None:
-        token = None
-        while True:
-            page = client.search_runs([exp_id], filter_string=filter_string, max_results=_PAGE, page_token=token)
-            for r in page:
-                tags = r.data.tags
-                row = {
-                    "run_id": r.info.run_id,
-                    "run_name": r.info.run_name,
-                    "status": r.info.status,
-                    "start_time": r.info.start_time,
-                    "end_time": r.info.end_time,
-                    "kind": tags.get(KIND_TAG),
-                    "parent_run_id": tags.get(PARENT_TAG),
-                    "study": tags.get(SEARCH_TAG),
-                    "x": tags.get(X_TAG),
-                    "non_monotone_questions": tags.get(NON_MONOTONE_TAG),
-                }
-                row.update({f"params.{k}": v for k, v in r.data.params.items()})
-                row.update({f"metrics.{k}": v for k, v in r.data.metrics.items()})
-                rows.append(row)
-            token = page.token
-            if not token:
-                break
-    frame = pd.DataFrame(rows)
+        found = mlflow.search_runs([exp_id], filter_string=filter_string, output_format="pandas")
+    tag_columns = {"run_name": "mlflow.runName", "kind": KIND_TAG, "parent_run_id": PARENT_TAG, "study": SEARCH_TAG,
+                   "x": X_TAG, "non_monotone_questions": NON_MONOTONE_TAG}  # fmt: skip
+    frame = found[[c for c in ("run_id", "status") if c in found]].copy()
+    for name, tag in tag_columns.items():
+        frame[name] = found[f"tags.{tag}"] if f"tags.{tag}" in found else None
+    for name in ("start_time", "end_time"):  # naive UTC, as before
+        frame[name] = pd.to_datetime(found[name], utc=True).dt.tz_localize(None) if name in found else pd.NaT
+    frame = pd.concat([frame, found[[c for c in found.columns if c.startswith(("params.", "metrics."))]]], axis=1)
     base = ["run_id", "run_name", "status", "start_time", "end_time", "kind", "parent_run_id", "study", "x",
             "non_monotone_questions"]  # fmt: skip
     for name in base:
@@ -349,8 +476,6 @@ def _runs_frame(experiment: str, filter_string: str, metrics: tuple[str, ...], f
         numeric = pd.to_numeric(out["x"], errors="coerce")
         if out["x"].isna().all() or numeric.notna().any():  # the tag phasediag.x (log2 c), not a param named x
             out["x"] = numeric.astype(float)
-    for name in ("start_time", "end_time"):
-        out[name] = pd.to_datetime(pd.to_numeric(out[name], errors="coerce"), unit="ms")
     order = [c for c in first if c in out] + [c for c in out.columns if c not in first]
     return out[order].reset_index(drop=True)
 
@@ -415,65 +540,36 @@ def runs(experiment: str, parent_run_id: str | None = None, **filters: Any) -> p
 
 
 def histories(run_ids, metrics=HISTORY_METRICS) -> pd.DataFrame:
-    """Long format (run_id, metric, step, value) of the metric histories of many runs, sorted.
+    """Long format (run_id, metric, step, value) of the metric histories of many runs, sorted: one public
+    get_metric_history call per (run, metric), on a thread pool. A value logged twice at one step keeps the latest."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    One query per metric (and chunk of run ids): the SQL store's bulk history query (SQLite, PostgreSQL), or the
-    server's get-history-bulk-interval endpoint (http; up to 100 runs per request, a run with >= 2500 points of a
-    metric is fetched whole). Any other store: a thread pool over get_metric_history. A value logged twice at one
-    step keeps the latest."""
     run_ids = list(dict.fromkeys(str(r) for r in run_ids))
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     columns = ["run_id", "metric", "step", "value"]
     if not run_ids or not metrics:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(columns, (object, object, "int64", float))})
     client = _client()
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    rows: list[tuple[str, str, int, int, float]] = []
-    if hasattr(store, "get_metric_history_bulk"):
-        for metric in metrics:
-            for start in range(0, len(run_ids), _SQL_CHUNK):
-                for m in store.get_metric_history_bulk(run_ids[start : start + _SQL_CHUNK], metric, None):
-                    rows.append((m.run_id, metric, m.step, m.timestamp, m.value))
-    else:
-        rows = _rest_histories(store, client, run_ids, metrics)
+
+    def one(job: tuple[str, str]) -> list[tuple]:
+        run_id, metric = job
+        return [(run_id, metric, m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, metric)]
+
+    with ThreadPoolExecutor(max_workers=_HISTORY_THREADS) as pool:
+        rows = [row for part in pool.map(one, [(r, m) for r in run_ids for m in metrics]) for row in part]
     frame = pd.DataFrame(rows, columns=["run_id", "metric", "step", "timestamp", "value"])
     frame = frame.sort_values(["run_id", "metric", "step", "timestamp"]).drop_duplicates(["run_id", "metric", "step"], keep="last")
     frame = frame[columns].astype({"step": "int64", "value": float})
     return frame.reset_index(drop=True)
 
 
-def _rest_histories(store, client, run_ids: list[str], metrics: list[str]) -> list[tuple]:
-    import json
-    from concurrent.futures import ThreadPoolExecutor
-
-    def whole(run_id: str, metric: str) -> list[tuple]:
-        return [(run_id, metric, m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, metric)]
-
-    try:
-        from mlflow.protos.service_pb2 import GetMetricHistoryBulkInterval
-        from mlflow.store.tracking.rest_store import RestStore
-        from mlflow.utils.rest_utils import call_endpoint
-    except ImportError:  # pragma: no cover - another MLflow version
-        RestStore = None  # noqa: N806
-
-    def bulk(metric: str, chunk: list[str]) -> list[tuple]:
-        body = {"run_ids": chunk, "metric_key": metric, "max_results": _REST_PER_RUN}
-        response = call_endpoint(store.get_host_creds(), "/api/2.0/mlflow/metrics/get-history-bulk-interval", "GET",
-                                 json.dumps(body), GetMetricHistoryBulkInterval.Response())  # fmt: skip
-        found = [(m.run_id, metric, m.step, m.timestamp, m.value) for m in response.metrics]
-        counts = pd.Series([r[0] for r in found]).value_counts() if found else pd.Series(dtype=int)
-        sampled = set(counts[counts >= _REST_PER_RUN].index)
-        return [r for r in found if r[0] not in sampled] + [r for run_id in sampled for r in whole(run_id, metric)]
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        if RestStore is not None and isinstance(store, RestStore):
-            jobs = [(metric, run_ids[i : i + _REST_CHUNK]) for metric in metrics for i in range(0, len(run_ids), _REST_CHUNK)]
-            try:
-                return [row for part in pool.map(lambda job: bulk(*job), jobs) for row in part]
-            except Exception:  # a server without the bulk endpoint: one request per (run, metric) below
-                pass
-        jobs = [(run_id, metric) for run_id in run_ids for metric in metrics]
-        return [row for part in pool.map(lambda job: whole(*job), jobs) for row in part]
+def running_children(parent_run_id: str) -> list[tuple[str, str]]:
+    """(run_id, trial number tag) of the child runs of a search's parent that are still RUNNING."""
+    client = _client()
+    where = client.get_run(parent_run_id).info.experiment_id
+    found = client.search_runs([where], f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+                               max_results=10000)  # fmt: skip
+    return [(r.info.run_id, r.data.tags.get(TRIAL_TAG, "?")) for r in found]
 
 
 def artifact_tables(run_ids, name: str) -> pd.DataFrame:

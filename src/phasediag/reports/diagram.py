@@ -6,6 +6,7 @@ tracking store. Tables here (pandas), figures in plots, MLflow only through trac
     diagram("demo")                                 # the above, as PNG + CSV in out/demo and one analysis run
 """
 
+import logging
 import math
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ Y_COLUMN = {"width": "inv_width", "depth": "depth"}  # the vertical axis of a ph
 NOT_PARAMS = {"run_id", "study", "status", "run_name", "start_time", "end_time", "non_monotone_questions", "seed",
               "experiment", *tracking.SEARCH_METRICS}  # fmt: skip
 ANALYSIS_KIND = "analysis"
+log = logging.getLogger(__name__)
 MAX_TRAJECTORIES = 12  # lines per panel when no c is chosen
 
 
@@ -48,13 +50,37 @@ def _no_searches(experiment: str, found: pd.DataFrame) -> tracking.TrackingError
 
 def finished_searches(experiment: str) -> pd.DataFrame:
     """One row per finished search of the experiment (tracking.searches), with a y column 'inv_width' = 1/w.
-    Raises TrackingError (one line) when there is none."""
+    Each (config, seed) counts once: duplicate parent runs of one study (left by versions before one parent per
+    search was claimed) are logged and the last finished kept. A (config) with fewer seeds than the experiment's
+    searches ask for is logged. Raises TrackingError (one line) when there is none."""
     found = tracking.searches(experiment)
     done = found[found["status"] == "FINISHED"].reset_index(drop=True)
     if done.empty or not {"depth", "width"} <= set(done.columns):
         raise _no_searches(experiment, found)
+    twins = done.sort_values("end_time").duplicated("study", keep="last").sort_index()
+    if twins.any():
+        log.warning("experiment %r: %d duplicate parent run(s) of %d search(es) (from an older version); each "
+                    "(config, seed) counted once, its last finished run", experiment, int(twins.sum()),
+                    done.loc[twins, "study"].nunique())  # fmt: skip
+    done = done[~twins].reset_index(drop=True)
+    _warn_missing_seeds(experiment, found, done)
     done["inv_width"] = 1.0 / done["width"].astype(float)
     return done
+
+
+def _warn_missing_seeds(experiment: str, found: pd.DataFrame, done: pd.DataFrame) -> None:
+    """Say which configs are averaged over fewer seeds than the experiment's searches ask for (the seeds of all
+    its searches, finished or not)."""
+    keys = [c for c in done.columns if c not in NOT_PARAMS and c != "inv_width"]
+    shown = [k for k in keys if done[k].nunique(dropna=False) > 1] or ["depth", "width"]
+    wanted = set(found["seed"].dropna())
+    for values, group in _fill_keys(done, keys).groupby(keys, sort=True, dropna=False):
+        missing = sorted(wanted - set(group["seed"]))
+        if missing:
+            point = " ".join(f"{k}={v}" for k, v in zip(keys, values if isinstance(values, tuple) else (values,)) if k in shown)
+            log.warning("experiment %r, %s: %d of %d seeds finished (missing %s): its constants average fewer seeds; "
+                        "finish or re-run its sweep", experiment, point, len(wanted) - len(missing), len(wanted),
+                        ", ".join(str(m) for m in missing))  # fmt: skip
 
 
 def choose_x(constants: pd.DataFrame, x: str = "auto") -> str:

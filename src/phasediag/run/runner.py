@@ -1,6 +1,7 @@
 """One run: what is fixed per (config, seed) is computed once (`initialize`), then `train` at any c."""
 
 import copy
+import hashlib
 import logging
 import math
 import warnings
@@ -150,15 +151,25 @@ def train(
 
 
 def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints: bool) -> None:
-    """Histories, run-level metrics and (optionally) theta_0 / theta_T as artifacts of one run."""
+    """Histories, run-level metrics and (optionally) theta_T as checkpoints/final.pt of one run."""
     tracking.log_history(run_id, result.history)
     tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, "lambda0_residual": init.lambda0.residual,
                                   **result.summary()})  # fmt: skip
     if result.barrier_curve is not None:
         tracking.log_table(run_id, pd.DataFrame({"s": Barrier.GRID, "loss": result.barrier_curve}), "interpolation.csv")
     if checkpoints:
-        initial = {k: v.detach().cpu() for k, v in init.model.state_dict().items()}
-        tracking.log_tensors(run_id, {"initial": initial, "final": result.final_state})
+        tracking.log_tensors(run_id, {"final": result.final_state})
+
+
+def log_inputs(run_id: str, init: Initialization, checkpoints: bool) -> None:
+    """What every c of one (config, seed) shares, once: the dataset as an MLflow input and (optionally) theta_0 as
+    checkpoints/initial.pt (a search's children point to their parent's by a tag)."""
+    data, config = init.data, init.config
+    digest = hashlib.sha256(data.inputs.numpy().tobytes() + data.targets.numpy().tobytes()).hexdigest()[:16]
+    profile = {"examples": len(data.inputs), "subset": config.subset, "measure_examples": len(data.measurement_index)}
+    tracking.log_dataset(run_id, config.dataset, digest, str(config.data_dir), profile)
+    if checkpoints:
+        tracking.log_tensors(run_id, {"initial": {k: v.detach().cpu() for k, v in init.model.state_dict().items()}})
 
 
 def run_params(config: RunConfig) -> dict:
@@ -170,6 +181,7 @@ def run_one(config: RunConfig, init: Initialization | None = None, parent_run_id
     """Train and log one tracked run; `plan` (sharpness, sharpness_until, barrier) is what the search asks for."""
     init = init or initialize(config)
     with tracking.run(config.experiment, "run", run_params(config), parent_run_id=parent_run_id, run_name=f"c={config.c:.4g}") as run_id:
+        log_inputs(run_id, init, config.log_checkpoints)
         result = train(init, config.c, **plan)
         log_result(run_id, init, result, config.log_checkpoints)
     return run_id, result

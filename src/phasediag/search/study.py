@@ -4,33 +4,39 @@ one MLflow child run), a sampler of ours proposes the next x, any number of work
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import multiprocessing
 import os
 import socket
+import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage, fail_stale_trials
-from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
 
-from phasediag.run import runner
-from phasediag import tracking
-from phasediag.run.config import ConfigError, RunConfig, coerce
+from phasediag import signals, tracking
 from phasediag.physics.critical import trial_answers, trial_margins
+from phasediag.run import runner
+from phasediag.run.config import ConfigError, RunConfig, coerce
 from phasediag.search.ledger import Ledger, Plan
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# We drive heartbeats ourselves (ask/tell loop) with Optuna's own heartbeat thread and stale-trial check.
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+log = logging.getLogger(__name__)
 MODES = ("bisect", "grid")
 CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
+CLAIM_WAIT = 300  # s that a process joining a search waits (beyond the grace period) for the claimed parent run
+
+
+class Unfinished(RuntimeError):
+    """Work that this command was asked for is not done (trials of other workers still running); one line."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class SearchConfig:
     workers: int = 1
     heartbeat: int = 10  # seconds between a running trial's heartbeats
     grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
+    wait: bool = True  # trials left RUNNING by another process: wait for them (up to grace), else exit non-zero
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -88,7 +95,7 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """What defines the search (and so its study): not c, not where or how many workers run it."""
-        run = {k: v for k, v in self.run.params().items() if k != "c"}
+        run = {k: v for k, v in self.run.params().items() if k != "c"}  # not workers, heartbeat, grace, wait
         return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
                 "x_start": self.x_start, "gallop": self.gallop, "gallop_near": self.gallop_near, "eps": self.sharp_eps}  # fmt: skip
 
@@ -149,25 +156,37 @@ class LedgerSampler(optuna.samplers.BaseSampler):
         return param_distribution.low if k is None else k  # None: a race with another worker; pruned unused
 
 
-def _fail_child_run(study: optuna.Study, trial: FrozenTrial) -> None:
-    """A worker died mid-trial: its MLflow child run must not stay RUNNING forever."""
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's heartbeat (RDBStorage's heartbeat_interval, the stale-trial check that Study.optimize runs before
+    each trial) is marked experimental and warns on every call: the feature is what we need, the warning is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _stale_trial_failed(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna failed a trial whose worker stopped beating: its child run must not stay RUNNING forever."""
     if "run_id" in trial.user_attrs:
-        tracking.finish_run(trial.user_attrs["run_id"], failed=True)
+        reason = f"its worker {trial.user_attrs.get('worker', '?')} stopped (no heartbeat); the c is retried"
+        tracking.finish_run(trial.user_attrs["run_id"], "KILLED", reason)
 
 
 def open_study(config: SearchConfig, name: str | None = None) -> optuna.Study:
-    """The search's study (or, with `name`, another study in the same storage), created or resumed."""
+    """The search's study (or, with `name`, another study in the same storage), created or resumed. Its storage
+    records each running trial's heartbeat; a trial silent for `grace` seconds is failed (its c is retried)."""
+    # One line per trial is what the progress bar is for; a failed trial's error reaches the command line anyway.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    url = config.storage_url
     try:
-        storage = RDBStorage(
-            config.storage_url, heartbeat_interval=config.heartbeat, grace_period=config.grace,
-            heartbeat_stale_trial_callback=_fail_child_run, engine_kwargs=_engine_kwargs(config.storage_url),
-        )  # fmt: skip
+        with quiet_optuna(), tracking.sqlite_lock(url):
+            storage = RDBStorage(url, heartbeat_interval=config.heartbeat, grace_period=config.grace,
+                                 heartbeat_stale_trial_callback=_stale_trial_failed, engine_kwargs=_engine_kwargs(url))  # fmt: skip
+            return optuna.create_study(study_name=name or config.study_name, storage=storage,
+                                       sampler=LedgerSampler(config), load_if_exists=True)  # fmt: skip
     except Exception as error:  # SQLAlchemy / driver errors vary by backend
         first_line = str(error).splitlines()[0][:200] if str(error) else ""
-        raise tracking.TrackingError(f"Optuna storage {tracking.redact(config.storage_url)!r} is unusable ({type(error).__name__}: {first_line})") from None
-    return optuna.create_study(
-        study_name=name or config.study_name, storage=storage, sampler=LedgerSampler(config), load_if_exists=True
-    )
+        raise tracking.TrackingError(f"Optuna storage {tracking.redact(url)!r} is unusable ({type(error).__name__}: {first_line})") from None
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -187,54 +206,144 @@ class SearchResult:
     non_monotone: list[str] = field(default_factory=list)
 
 
-def parent_run(config: SearchConfig, study: optuna.Study) -> str:
-    """The search's MLflow parent run: created once, found again on resume (its id lives in the study)."""
-    run_id = study.user_attrs.get("parent_run_id")
-    if run_id:
-        tracking.discard_project_run()  # an `mlflow run` resume: the first attempt's parent stays the parent
-        return run_id
-    params = {**config.identity(), "study": config.study_name}
-    run_id = tracking.start_run(
-        config.run.experiment, "search", params, run_name=config.study_name, tags={tracking.SEARCH_TAG: config.study_name}
-    )
-    study.set_user_attr("parent_run_id", run_id)
-    return run_id
+def claimed_run(study: optuna.Study, storage_url: str, key: str, create: Callable[[], str], grace: int) -> tuple[str, bool]:
+    """The run whose id `study` keeps in its user attribute `key`, and whether this process created it. Exactly one
+    process creates it, whatever the number of processes and machines: the claim is the creation of the Optuna
+    study `<study>:<key>`, unique by name in the storage; the others wait for the id, then join as workers."""
+    run_id = study.user_attrs.get(key)
+    if run_id is None:
+        try:
+            with quiet_optuna():
+                optuna.create_study(study_name=f"{study.study_name}:{key}", storage=storage_url)
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+        else:
+            run_id = create()
+            study.set_user_attr(key, run_id)
+            return run_id, True
+    wait = grace + CLAIM_WAIT
+    deadline = time.monotonic() + wait
+    while run_id is None:  # another process claimed it a moment ago and is creating it
+        if time.monotonic() > deadline:
+            raise Unfinished(f"{study.study_name}: another process claimed its run but did not create it within {wait} s; "
+                             f"if that process died, delete the Optuna study '{study.study_name}:{key}' and re-run")  # fmt: skip
+        time.sleep(0.5)
+        run_id = study.user_attrs.get(key)
+    tracking.point_project_run(run_id)
+    return run_id, False
 
 
-def work(config: SearchConfig, parent_run_id: str, init: runner.Initialization | None = None, poll: float = 1.0) -> None:
-    """One worker: take the next point from the shared ledger, train it as a child run, record it; until done."""
+def parent_run(config: SearchConfig, study: optuna.Study) -> tuple[str, bool]:
+    """The search's MLflow parent run (one per search) and whether this process created it."""
+
+    def create() -> str:
+        params = {**config.identity(), "study": config.study_name}
+        return tracking.start_run(config.run.experiment, "search", params, run_name=config.study_name,
+                                  tags={tracking.SEARCH_TAG: config.study_name})  # fmt: skip
+
+    return claimed_run(study, config.storage_url, "parent_run_id", create, config.grace)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _running(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def describe_running(trials: list[FrozenTrial], config: SearchConfig) -> str:
+    items = []
+    for t in trials:
+        c = f"c={2.0 ** config.x(t.params['k']):.4g}, " if "k" in t.params else ""
+        items.append(f"trial {t.number} ({c}worker {t.user_attrs.get('worker', '?')})")
+    return ", ".join(items)
+
+
+def refuse_or_announce_leftovers(config: SearchConfig, study: optuna.Study) -> None:
+    """Trials left RUNNING by another process when this one starts: say so, and wait for them (they finish, or
+    are failed once silent for `grace` s and retried here), or, with wait=False, stop with what is unfinished."""
+    left = _running(study)
+    if not left:
+        return
+    what = f"search {config.study_name}: {len(left)} trial(s) RUNNING in another process: {describe_running(left, config)}"
+    if not config.wait:
+        raise Unfinished(f"{what}; let them finish, or re-run with wait=true to wait up to {config.grace} s for them")
+    log.warning("%s; waiting for them (a dead worker's trial is failed after %d s without heartbeat, then retried here)",
+                what, config.grace)  # fmt: skip
+
+
+def wait_for(study: optuna.Study, grace: int, poll: float, check: Callable[[], tuple[bool, Any, str]]) -> Any:
+    """Poll check() -> (done, result, what is awaited) until done; meanwhile a bar 'waiting for ...' counts up to
+    the grace period, and trials silent for `grace` s are failed (Optuna's stale-trial check)."""
+    bar = None
+    try:
+        while True:
+            done, result, what = check()
+            if done:
+                return result
+            if bar is None:
+                bar = tqdm(total=grace, desc=f"waiting for {what}"[:120], unit="s", disable=None, leave=False)
+            time.sleep(poll)
+            bar.update(min(poll, bar.total - bar.n))
+            with quiet_optuna():
+                fail_stale_trials(study)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def next_point(study: optuna.Study, config: SearchConfig, trial: optuna.Trial, poll: float) -> Ledger | None:
+    """The ledger once it has a point for this trial to train (None: the search is complete). While only trials
+    of other workers remain, wait for them: they finish, or Optuna fails them once silent for `grace` s."""
+
+    def check() -> tuple[bool, Ledger | None, str]:
+        ledger = ledger_of(study.get_trials(deepcopy=False), config, exclude=trial.number)
+        if ledger.complete or ledger.next_point() is not None:
+            return True, None if ledger.complete else ledger, ""
+        return False, None, describe_running([t for t in _running(study) if t.number != trial.number], config)
+
+    return wait_for(study, config.grace, poll, check)
+
+
+def work(config: SearchConfig, parent_run_id: str, init: runner.Initialization | None = None, poll: float = 1.0,
+         on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:  # fmt: skip
+    """One worker: Study.optimize takes the next point from the shared ledger (LedgerSampler), trains it as a child
+    run and records it, beating the trial's heartbeat; until the ledger is complete."""
     study = open_study(config)
     init = init or runner.initialize(config.run)
-    while True:
-        fail_stale_trials(study)
-        ledger = ledger_of(study.get_trials(deepcopy=False), config)
-        if ledger.complete:
-            return
-        if ledger.next_point() is None:  # only running trials remain; wait for them (or for them to go stale)
-            time.sleep(poll)
-            continue
-        trial = study.ask()
+
+    def objective(trial: optuna.Trial) -> float:
+        if next_point(study, config, trial, poll) is None:
+            study.stop()
+            raise optuna.TrialPruned("the search is complete: nothing to train")
         k = trial.suggest_int("k", 0, config.n_points - 1)
         plan = ledger_of(study.get_trials(deepcopy=False), config, exclude=trial.number).plan(k)
-        if plan is None:
-            study.tell(trial, state=TrialState.PRUNED)
-            continue
-        with get_heartbeat_thread(trial._trial_id, study._storage):
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            answers, margins = run_point(config, init, parent_run_id, plan, trial)
+        if plan is None:  # another worker took k at the same moment
+            raise optuna.TrialPruned(f"k={k} was taken by another worker")
+        trial.set_user_attr("worker", _worker_name())
+        answers, margins = run_point(config, init, parent_run_id, plan, trial)
+        trial.set_user_attr("answers", answers)
+        trial.set_user_attr("margins", margins)
+        return config.x(k)
+
+    while True:
         try:
-            trial.set_user_attr("answers", answers)
-            trial.set_user_attr("margins", margins)
-            study.tell(trial, config.x(k))
+            with quiet_optuna():
+                study.optimize(objective, callbacks=[on_trial] if on_trial else None)
+            return
         except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # our heartbeat was late and another worker declared the trial dead: its c is retried there
+            continue  # our heartbeat was late and another worker failed the trial: its c is retried, go on
 
 
 def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: str, plan: Plan, trial) -> tuple[dict, dict]:
     """Train one c as a child run; measure only what the plan asks; return the four answers and the margins."""
     c = 2.0 ** config.x(plan.k)
     run_config = dataclasses.replace(config.run, c=c, barrier=plan.barrier)
-    tags = {tracking.SEARCH_TAG: config.study_name, "phasediag.x": f"{config.x(plan.k):.4f}"}
+    tags = {tracking.SEARCH_TAG: config.study_name, tracking.X_TAG: f"{config.x(plan.k):.4f}",
+            tracking.TRIAL_TAG: str(trial.number)}  # fmt: skip
+    if config.run.log_checkpoints:
+        tags[tracking.THETA0_TAG] = f"runs:/{parent_run_id}/{tracking.THETA0_ARTIFACT}"
     with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
         trial.set_user_attr("run_id", run_id)
         grid = config.mode == "grid"
@@ -251,39 +360,94 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
     return answers, margins
 
 
+def worker_exit_code(error: BaseException) -> int:
+    """A worker process's exit status for `error`, after one line on stderr: 128 + signal, 2 for a tracking
+    outage, 1 otherwise (the traceback is kept for a bug)."""
+    stop = signals.interruption(error)
+    if stop is not None:
+        return stop.exit_code
+    lost = tracking.outage(error) or (error if isinstance(error, tracking.TrackingError) else None)
+    if lost is not None:
+        print(f"phasediag: error: worker {_worker_name()}: {lost}", file=sys.stderr, flush=True)
+        return 2
+    raise error
+
+
+def run_workers(target: Callable, args: tuple, workers: int, what: str, poll: float, refresh: Callable[[], None]) -> None:
+    """`workers` local processes (spawned, sharing the CPU cores) running target(*args, threads); `refresh` every
+    `poll` s. A signal here is passed on to them; a worker that failed makes this fail, naming the exit codes."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=target, args=(*args, threads)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        while any(p.is_alive() for p in processes):
+            time.sleep(poll)
+            refresh()
+    except BaseException as error:
+        stop = signals.interruption(error)
+        for process in processes:
+            if process.is_alive() and stop is not None:
+                os.kill(process.pid, stop.signum)
+        for process in processes:
+            process.join()
+        raise
+    codes = [p.exitcode for p in processes]
+    if any(code != 0 for code in codes):
+        signal_codes = [c for c in codes if c in (130, 143)]
+        if signal_codes:
+            raise signals.Interrupted(signal_codes[0] - 128)
+        if all(code == 2 for code in codes if code != 0):
+            raise tracking.TrackingError(f"{what}: {sum(c == 2 for c in codes)} worker(s) stopped (see above); "
+                                         "re-run the same command to continue")  # fmt: skip
+        raise RuntimeError(f"{what}: a worker failed (exit codes {codes})")
+
+
 def _worker_process(config: SearchConfig, parent_run_id: str, threads: int) -> None:
     import torch
 
+    signals.install()
     torch.set_num_threads(threads)
-    work(config, parent_run_id)
+    try:
+        work(config, parent_run_id)
+    except BaseException as error:
+        sys.exit(worker_exit_code(error))
+
+
+def close_orphans(config: SearchConfig, study: optuna.Study, parent_run_id: str) -> None:
+    """Child runs still RUNNING whose trial is not (its worker died, or lost the tracking server before its trial
+    learnt the run id): found by their tags, ended KILLED with the reason."""
+    alive = {str(t.number) for t in _running(study)}
+    for run_id, trial in tracking.running_children(parent_run_id):
+        if trial not in alive:
+            tracking.finish_run(run_id, "KILLED", f"its worker stopped before trial {trial} finished; the c is retried")
 
 
 def search(config: SearchConfig) -> SearchResult:
     """Run (or resume, or join) the search; `workers` local processes share it through the study."""
     study = open_study(config)
-    run_id = parent_run(config, study)
+    refuse_or_announce_leftovers(config, study)
+    run_id, created = parent_run(config, study)
     tracking.set_status_running(run_id)
-    try:
+    with tracking.ended_on_error(run_id):
+        close_orphans(config, study, run_id)
         init = runner.initialize(config.run)
+        if created:
+            runner.log_inputs(run_id, init, config.run.log_checkpoints)
+        bar = tqdm(desc=f"search {config.study_name}", unit="trial", disable=None)
+        done = lambda *_: bar.update(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) - bar.n)  # noqa: E731
+        done()
         if config.workers == 1:
-            work(config, run_id, init)
+            work(config, run_id, init, on_trial=done)
         else:
-            threads = max(1, (os.cpu_count() or 1) // config.workers)
-            context = multiprocessing.get_context("spawn")
-            processes = [context.Process(target=_worker_process, args=(config, run_id, threads)) for _ in range(config.workers)]
-            for process in processes:
-                process.start()
-            for process in processes:
-                process.join()
-            if any(p.exitcode != 0 for p in processes):
-                raise RuntimeError(f"a search worker failed (exit codes {[p.exitcode for p in processes]})")
+            run_workers(_worker_process, (config, run_id), config.workers, f"search {config.study_name}", 1.0, done)
+        bar.close()
         result = summarize(config, study, run_id, init.lambda0.value)
-    except BaseException:
-        tracking.finish_run(run_id, failed=True)
-        raise
+        close_orphans(config, study, run_id)
     tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
                                   "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip
-    tracking.set_tags(run_id, {"phasediag.non_monotone": ",".join(result.non_monotone) or "none"})
+    tracking.set_tags(run_id, {tracking.NON_MONOTONE_TAG: ",".join(result.non_monotone) or "none"})
     tracking.finish_run(run_id)
     return result
 
@@ -291,6 +455,8 @@ def search(config: SearchConfig) -> SearchResult:
 def summarize(config: SearchConfig, study: optuna.Study, parent_run_id: str, lambda0: float) -> SearchResult:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ledger = ledger_of(trials, config)
+    if not ledger.complete:  # e.g. the last trials of other workers failed after this worker stopped
+        raise Unfinished(f"search {config.study_name} is not complete: re-run it to train what is missing")
     constants = ledger.constants(config.x)
     hvps = sum(t.user_attrs.get("hvps", 0) for t in trials)
     return SearchResult(config.study_name, parent_run_id, constants, lambda0, len(trials), hvps, ledger.non_monotone())

@@ -9,24 +9,24 @@ Spec:
 
 import hashlib
 import itertools
-import multiprocessing
+import logging
 import os
-import time
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
-from optuna.storages import fail_stale_trials
-from optuna.storages._heartbeat import get_heartbeat_thread
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from phasediag import tracking
+from phasediag import signals, tracking
 from phasediag.run.config import ConfigError
-from phasediag.search.study import SearchConfig, open_study, search
+from phasediag.search.study import (SearchConfig, Unfinished, claimed_run, open_study, quiet_optuna, run_workers, search,
+                                    wait_for, worker_exit_code)  # fmt: skip
 
+log = logging.getLogger(__name__)
 SPEC_KEYS = ("experiment", "fixed", "vary")
 
 
@@ -85,93 +85,129 @@ def _claims(spec: SweepSpec) -> optuna.Study:
     return open_study(spec.points[0], name=spec.study_name)
 
 
-def claim_next(study: optuna.Study, n_points: int) -> tuple[optuna.Trial, int] | None:
-    """Take the first point nobody has finished or is running. Two workers may pick the same point at the same
-    moment: the claim with the lower trial number wins, the other one is withdrawn and tries again."""
-    while True:
-        fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-        taken = {t.params["point"] for t in trials if "point" in t.params}
-        free = [i for i in range(n_points) if i not in taken]
-        if not free:
-            return None
-        trial = study.ask()
-        trial.suggest_int("point", free[0], free[0])
-        rivals = [
-            t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            if t.params.get("point") == free[0]
-        ]  # fmt: skip
-        if min(rivals) == trial.number:
-            return trial, free[0]
-        study.tell(trial, state=TrialState.PRUNED)
+def _claimed(study: optuna.Study, exclude: int | None = None) -> list[FrozenTrial]:
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if "point" in t.params and t.number != exclude]
 
 
-def work(spec: SweepSpec, on_done=None) -> int:
-    """One worker: claim searches until none is left; returns how many this worker finished."""
+def _describe(trials: list[FrozenTrial]) -> str:
+    return ", ".join(f"search {t.params.get('point', '?')} (worker {t.user_attrs.get('worker', '?')})" for t in trials)
+
+
+def free_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, poll: float) -> int | None:
+    """The first search nobody has finished or is running (None: all are finished). While the rest are running in
+    other workers, wait: they finish, or Optuna fails a claim silent for `grace` s and it is free again."""
+
+    def check() -> tuple[bool, int | None, str]:
+        claimed = _claimed(study, exclude=trial.number)
+        taken = {t.params["point"] for t in claimed}
+        free = [i for i in range(len(spec.points)) if i not in taken]
+        running = [t for t in claimed if t.state == TrialState.RUNNING]
+        return bool(free) or not running, free[0] if free else None, _describe(running)
+
+    return wait_for(study, spec.points[0].grace, poll, check)
+
+
+def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
+    """One worker: Study.optimize claims searches (one trial each, its heartbeat beating while the search runs)
+    until every search is finished; returns how many this worker finished. Two workers may pick the same point at
+    the same moment: the claim with the lower trial number wins, the other is pruned and the worker goes on."""
     study = _claims(spec)
-    finished = 0
-    while (claimed := claim_next(study, len(spec.points))) is not None:
-        trial, point = claimed
-        with get_heartbeat_thread(trial._trial_id, study._storage):
-            result = search(spec.points[point])
+    finished = []
+
+    def objective(trial: optuna.Trial) -> float:
+        point = free_point(study, spec, trial, poll)
+        if point is None:
+            study.stop()
+            raise optuna.TrialPruned("every search is finished")
+        trial.suggest_int("point", point, point)
+        if min(t.number for t in _claimed(study) if t.params["point"] == point) != trial.number:
+            raise optuna.TrialPruned(f"search {point} was claimed by another worker first")
+        trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
+        result = search(spec.points[point])
+        trial.set_user_attr("n_runs", result.n_runs)
+        return float(point)
+
+    def done(study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            finished.append(trial.number)
+            if on_done:
+                on_done()
+
+    while True:
         try:
-            trial.set_user_attr("n_runs", result.n_runs)
-            study.tell(trial, float(point))
+            with quiet_optuna():
+                study.optimize(objective, callbacks=[done])
+            return len(finished)
         except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # declared dead while alive (a late heartbeat); the search itself is complete and resumable
-        finished += 1
-        if on_done:
-            on_done()
-    return finished
+            continue  # declared dead while alive (a late heartbeat); the search itself is complete and resumable
 
 
 def progress(study: optuna.Study) -> tuple[int, int]:
     """(searches done, runs trained in them), from the claims."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return len(done), sum(t.user_attrs.get("n_runs", 0) for t in done)
+    return len({t.params["point"] for t in done}), sum(t.user_attrs.get("n_runs", 0) for t in done)
 
 
 def _worker_process(spec: SweepSpec, threads: int) -> None:
     import torch
 
+    signals.install()
     os.environ.pop("MLFLOW_RUN_ID", None)  # the `mlflow run` project run belongs to the main process
     torch.set_num_threads(threads)
-    work(spec)
+    try:
+        work(spec)
+    except BaseException as error:
+        sys.exit(worker_exit_code(error))
+
+
+def sweep_run(spec: SweepSpec, study: optuna.Study, workers: int) -> str:
+    """The sweep's MLflow run: one per sweep, created by the first process, continued by every later one."""
+
+    def create() -> str:
+        params = {"study": spec.study_name, "searches": len(spec.points), "workers": workers}
+        run_id = tracking.start_run(spec.experiment, "sweep", params, run_name=spec.study_name)
+        tracking.log_text(run_id, spec.source, "sweep.yaml")
+        return run_id
+
+    return claimed_run(study, spec.points[0].storage_url, "sweep_run_id", create, spec.points[0].grace)[0]
 
 
 def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, int]:
-    """Run the sweep with `workers` local processes (plus any other machine sharing the storage)."""
+    """Run the sweep with `workers` local processes (plus any other machine sharing the storage), until every
+    search is finished (else it raises: Unfinished, a signal, a failed search)."""
     study = _claims(spec)
-    with tracking.run(spec.experiment, "sweep", {"study": spec.study_name, "searches": len(spec.points), "workers": workers}) as run_id:
-        tracking.log_text(run_id, spec.source, "sweep.yaml")
-        bar = tqdm(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search")
+    left = [t for t in _claimed(study) if t.state == TrialState.RUNNING]
+    if left:
+        what = f"sweep {spec.experiment}: {len(left)} search(es) RUNNING in another process: {_describe(left)}"
+        if not spec.points[0].wait:
+            raise Unfinished(f"{what}; let them finish, or re-run with wait=true to wait up to {spec.points[0].grace} s for them")
+        log.warning("%s; waiting for them (a dead worker's search is taken over after %d s without heartbeat)",
+                    what, spec.points[0].grace)  # fmt: skip
+    run_id = sweep_run(spec, study, workers)
+    tracking.set_status_running(run_id)
+    bar = tqdm(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search", disable=None)
+    shown = [None]
 
-        shown = [None]
+    def refresh() -> None:
+        done, runs = progress(study)
+        if shown[0] != (done, runs):
+            shown[0] = (done, runs)
+            bar.n = done
+            bar.set_postfix(runs=runs)
 
-        def refresh() -> None:
-            done, runs = progress(study)
-            if shown[0] != (done, runs):
-                shown[0] = (done, runs)
-                bar.n = done
-                bar.set_postfix(runs=runs)
-
+    with tracking.ended_on_error(run_id):
         refresh()
         workers = min(workers, len(spec.points) - bar.n)  # a finished sweep starts no worker at all
         if workers == 1:
-            work(spec, on_done=refresh)
+            work(spec, on_done=refresh, poll=poll)
         elif workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            context = multiprocessing.get_context("spawn")
-            processes = [context.Process(target=_worker_process, args=(spec, threads)) for _ in range(workers)]
-            for process in processes:
-                process.start()
-            while any(p.is_alive() for p in processes):
-                time.sleep(poll)
-                refresh()
-            if any(p.exitcode != 0 for p in processes):
-                raise RuntimeError(f"a sweep worker failed (exit codes {[p.exitcode for p in processes]})")
+            run_workers(_worker_process, (spec,), workers, f"sweep {spec.experiment}", poll, refresh)
         refresh()
         bar.close()
         done, runs = progress(study)
-        tracking.log_metrics(run_id, {"searches_done": done, "runs_trained": runs})
+        if done < len(spec.points):
+            raise Unfinished(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done; re-run it to finish the rest")
+    tracking.log_metrics(run_id, {"searches_done": done, "runs_trained": runs})
+    tracking.finish_run(run_id)
     return done, runs

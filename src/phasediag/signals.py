@@ -1,0 +1,53 @@
+"""SIGTERM and SIGINT: stop at once, end the runs KILLED with the signal as reason, fail the trial (its c is then
+retried), exit 128 + signal number (143, 130), like a shell reports a process killed by that signal.
+
+Lightning turns a KeyboardInterrupt inside `Trainer.fit` into `sys.exit(1)`; `interruption` sees through that by
+remembering which signal arrived.
+"""
+
+import signal
+import threading
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_received: list[int] = []  # the first signal this process got
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived. A KeyboardInterrupt, so that Optuna marks the running trial FAILED."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def reason(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"
+
+
+def _handler(signum: int, frame) -> None:
+    if _received:  # a second signal (Ctrl-C pressed twice, or the supervisor passing it on): already stopping
+        return
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    """Handle SIGTERM and SIGINT in this process (main thread only, where Python delivers signals)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, _handler)
+
+
+def interruption(error: BaseException) -> Interrupted | None:
+    """The signal behind `error`, if any: an Interrupted, Ctrl-C without our handler, or Lightning's exit(1)."""
+    if isinstance(error, Interrupted):
+        return error
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted(signal.SIGINT)
+    if isinstance(error, SystemExit) and _received:
+        return Interrupted(_received[0])
+    return None
