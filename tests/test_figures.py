@@ -102,3 +102,98 @@ def test_fwhm_unresolved_and_degenerate():
     assert math.isfinite(peaks.fwhm(x, nan_inside).fwhm)
     with pytest.raises(ValueError, match="ascending"):
         peaks.fwhm(x[::-1], x)
+
+
+# --- the commands, on tiny sizes --------------------------------------------------------------------------------------
+
+TINY_FCN = ["--arch", "fcn", "--depth", "2", "--width", "8", "--dataset", "synthetic:1x4x4:128", "--measure_examples",
+            "64", "--batch_size", "32", "--accelerator", "cpu"]  # fmt: skip
+
+
+def test_longrun_command_measures_on_the_paper_schedule(tmp_path):
+    import pandas as pd
+
+    from phasediag import cli
+    from phasediag.run.callbacks import measure_schedule
+
+    out = tmp_path / "longrun"
+    assert cli.main(["longrun", *TINY_FCN, "--cs", "1", "4", "--epochs", "12", "--out", str(out), "--no-log"]) == 0
+    table = pd.read_csv(out / "longrun.csv")
+    found = pd.read_csv(out / "longrun_regimes.csv")
+    assert sorted(found["c"]) == [1.0, 4.0] and (found["steps_per_epoch"] == 4).all()
+    assert np.allclose(found["eta"] * found["lambda0"], found["c"])
+    keep = measure_schedule("paper", 4)
+    for c, rows in table.groupby("c"):
+        assert rows["step"].max() == 48 and rows["loss"].notna().all()  # loss at every step
+        measured = rows.loc[rows["sharpness"].notna(), "step"].tolist()
+        assert measured == [t for t in range(49) if t == 0 or keep(t)]  # 0..10, then epochs 10 (t = 40)
+        again = regimes.boundaries(rows["step"], rows["sharpness"], float(found.loc[found["c"] == c, "eta"].iloc[0]))
+        assert tuple(found.loc[found["c"] == c, list(regimes.Boundaries._fields)].iloc[0]) == pytest.approx(again, nan_ok=True)
+    assert (out / "longrun.png").stat().st_size > 10_000
+
+
+def test_saturation_widths_command_overlays_the_widths(tmp_path):
+    import pandas as pd
+
+    from phasediag import cli
+
+    out = tmp_path / "sw"
+    args = ["saturation_widths", *TINY_FCN[:4], *TINY_FCN[6:], "--widths", "4", "16", "--seeds", "0", "--x_min", "0.5",
+            "--x_max", "1.8", "--window", "5", "--tau_constant", "10", "--out", str(out), "--no-log"]  # fmt: skip
+    assert cli.main(args) == 0
+    summary = pd.read_csv(out / "saturation_widths_summary.csv")
+    curves = pd.read_csv(out / "saturation_widths.csv")
+    assert list(summary["width"]) == [4, 16] and sorted(curves["width"].unique()) == [4, 16]
+    for width in (4, 16):
+        alone = pd.read_csv(out / f"w{width}" / "saturation_curve.csv")  # each width's own saturation scan
+        mine = curves[curves["width"] == width]
+        assert np.allclose(alone["mean"], mine["mean"], equal_nan=True)
+        peak = peaks.fwhm(alone.loc[alone["in_fit"], "c"], alone.loc[alone["in_fit"], "chi_prime"])
+        row = summary[summary["width"] == width].iloc[0]
+        assert row["fwhm"] == pytest.approx(peak.fwhm, nan_ok=True) and row["c_crit"] == alone["c_crit"].iloc[0]
+    assert (out / "saturation_widths.png").is_file()
+
+
+def test_uv_figures_command(tmp_path):
+    import pandas as pd
+
+    from phasediag import cli
+    from phasediag.physics import uvmodel
+    from phasediag.reports import uv
+
+    out = tmp_path / "uvf"
+    assert cli.main(["uv_figures", "--widths", "2 8", "--inits", "60", "--seed", "3", "--out", str(out), "--no-log"]) == 0
+    fig9 = pd.read_csv(out / "uv_fig9_constants.csv")
+    # init 0 of each width, computed again through Fig. 7's table: the same constants
+    again = uv.critical_table([2, 512], 1, 3, uvmodel.log2_grid(uv.X_MIN, uv.X_MAX, 0.1), 10)
+    merged = fig9.merge(again, on="width", suffixes=("", "_again"))
+    for name in ("c_loss", "c_sharp", "c_max"):
+        assert np.allclose(merged[name], merged[f"{name}_again"])
+    paths = pd.read_csv(out / "uv_fig9_trajectories.csv")
+    assert np.allclose(paths.loc[paths["t"] == 0, "sharpness_ratio"], 1.0)
+    order = pd.read_csv(out / "uv_fig12_order.csv")
+    relations = pd.read_csv(out / "uv_fig12_relations.csv")
+    assert list(order["inits"]) == [60, 60] and len(relations) == 120
+    w2 = relations[relations["width"] == 2]
+    strict = ((w2["c_loss"] <= w2["c_sharp"]) & (w2["c_sharp"] <= w2["c_max"])).mean()
+    assert order.loc[order["width"] == 2, "fraction"].iloc[0] == pytest.approx(strict)
+    assert (order["fraction_one_step"] >= order["fraction"]).all()
+    assert (out / "uv_fig12_relations.png").is_file() and (out / "uv_fig9_trajectories.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["longrun", *TINY_FCN, "--cs", "0", "2"], "cs="),
+        (["longrun", *TINY_FCN, "--epochs", "0"], "epochs=0"),
+        (["saturation_widths", *TINY_FCN[:4], *TINY_FCN[6:], "--widths", "8", "8"], "widths="),
+        (["saturation_widths", *TINY_FCN, "--widths", "8"], "--width"),
+        (["uv_figures", "--widths", "two"], "widths="),
+    ],
+)
+def test_figure_commands_refuse_bad_input(tmp_path, capsys, args, message):
+    from phasediag import cli
+
+    assert cli.main([*args, "--out", str(tmp_path / "x"), "--no-log"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
