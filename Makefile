@@ -73,9 +73,9 @@ GALLERY_DATA := --data_dir $(CURDIR)/data
 # Fig. 1: one FCN on 1024 Fashion-MNIST examples, B = 128 (8 steps per epoch), 1000 epochs (the paper: CNN on CIFAR-10).
 GALLERY_LONGRUN := --experiment gallery_longrun --arch fcn --depth 4 --width 128 --dataset fashion_mnist --subset 1024 \
 	--batch_size 128 --measure_examples 512 --seed 0 --cs 2 8 --epochs 1000
-# Fig. 5: FCN d = 4 on 4096 examples, two widths, 3 seeds, c in [1, 11.3], c tau = 200, sharpness over tau +/- 2.
+# Fig. 5: FCN d = 4 on 4096 examples, two widths, 2 seeds, c in [1, 10.6], c tau = 200, sharpness over tau +/- 2.
 GALLERY_SATURATION := --experiment gallery_saturation --arch fcn --depth 4 --dataset fashion_mnist --subset 4096 \
-	--measure_examples 1024 --batch_size 512 --widths 32 256 --seeds 0 1 2 --x_min 0 --x_max 3.5 --tau_halfwidth 2
+	--measure_examples 1024 --batch_size 512 --widths 32 256 --seeds 0 1 --x_min 0 --x_max 3.4 --tau_halfwidth 2
 GALLERY_FIGURES := fig01_regimes.png:longrun/longrun.png fig02_trajectories.png:trajectories/trajectories.png \
 	fig03_phase_diagram_width.png:width/phase_diagram_width.png fig03_phase_diagram_depth.png:depth/phase_diagram_depth.png \
 	fig04_relations_width.png:width/relations_width.png fig05_saturation_widths.png:saturation/saturation_widths.png \
