@@ -197,3 +197,26 @@ def test_figure_commands_refuse_bad_input(tmp_path, capsys, args, message):
     assert cli.main([*args, "--out", str(tmp_path / "x"), "--no-log"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_gallery_copy_fits_the_size_limit(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from phasediag.plots.gallery import fit_png
+
+    fig, ax = plt.subplots(figsize=(12, 9))
+    ax.imshow(np.random.default_rng(0).random((300, 400)), cmap="magma")  # noise: a large PNG
+    fig.savefig(tmp_path / "big.png", dpi=130)
+    plt.close(fig)
+    big = (tmp_path / "big.png").stat().st_size
+    assert big > 250_000
+    size = fit_png(tmp_path / "big.png", tmp_path / "docs" / "small.png")
+    assert size == (tmp_path / "docs" / "small.png").stat().st_size <= 250_000
+    w, h = Image.open(tmp_path / "big.png").size
+    w2, h2 = Image.open(tmp_path / "docs" / "small.png").size
+    assert abs(w2 / h2 - w / h) < 0.01  # scaled, not cropped
+    assert fit_png(tmp_path / "docs" / "small.png", tmp_path / "same.png") == size  # small enough: copied as is
