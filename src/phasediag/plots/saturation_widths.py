@@ -8,8 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from phasediag.plots.saturation import c_panels  # noqa: E402
 
 
 def saturation_widths(curves: pd.DataFrame, summary: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -35,14 +36,10 @@ def saturation_widths(curves: pd.DataFrame, summary: pd.DataFrame, path: Path, t
             if math.isfinite(meta["c_crit"]):
                 ax.axvline(meta["c_crit"], color=colour, lw=1)
     labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$", "$\\chi_\\tau$", "$\\chi'_\\tau$ (bar: FWHM)")
-    for ax, label, letter in zip(axes, labels, "abc"):
+    c_panels(axes, labels)
+    for ax in axes:
         ax.axvline(2.0, color="grey", ls="--", lw=1)
         ax.axhline(0.0, color="black", lw=0.5)
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.set_xlabel("$c$ (log scale)")
-        ax.set_ylabel(label)
-        ax.set_title(f"({letter})", fontsize=10)
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "intermediate saturation against width", fontsize=10)
     fig.savefig(path, dpi=110)
