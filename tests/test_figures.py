@@ -117,18 +117,19 @@ def test_longrun_command_measures_on_the_paper_schedule(tmp_path):
     from phasediag.run.callbacks import measure_schedule
 
     out = tmp_path / "longrun"
-    assert cli.main(["longrun", *TINY_FCN, "--cs", "1", "4", "--epochs", "12", "--out", str(out), "--no-log"]) == 0
+    assert cli.main(["longrun", *TINY_FCN, "--cs", "1", "4", "--epochs", "11", "--out", str(out), "--no-log"]) == 0
     table = pd.read_csv(out / "longrun.csv")
     found = pd.read_csv(out / "longrun_regimes.csv")
     assert sorted(found["c"]) == [1.0, 4.0] and (found["steps_per_epoch"] == 4).all()
     assert np.allclose(found["eta"] * found["lambda0"], found["c"])
     keep = measure_schedule("paper", 4)
     for c, rows in table.groupby("c"):
-        assert rows["step"].max() == 48 and rows["loss"].notna().all()  # loss at every step
+        assert rows["step"].max() == 44 and rows["loss"].notna().all()  # loss at every step
         measured = rows.loc[rows["sharpness"].notna(), "step"].tolist()
-        assert measured == [t for t in range(49) if t == 0 or keep(t)]  # 0..10, then epochs 10 (t = 40)
+        assert measured == [t for t in range(45) if t == 0 or keep(t)] == [*range(11), 40]  # T1, then epoch 10
         again = regimes.boundaries(rows["step"], rows["sharpness"], float(found.loc[found["c"] == c, "eta"].iloc[0]))
         assert tuple(found.loc[found["c"] == c, list(regimes.Boundaries._fields)].iloc[0]) == pytest.approx(again, nan_ok=True)
+        assert (rows["regime"].to_numpy() == regimes.label(rows["step"], again)).all()
     assert (out / "longrun.png").stat().st_size > 10_000
 
 

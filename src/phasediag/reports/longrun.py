@@ -5,7 +5,7 @@ with the paper's measurement schedule (App. A.3: the sharpness at every step of 
 to 100, every 10 epochs beyond; loss and accuracy on the measurement set at every step). The regimes are located by
 physics.regimes on each run's measured sharpness. A run that diverges stops there and is drawn up to that step.
 
-Files in `out`: longrun.csv (one row per (c, step)), longrun_regimes.csv (one row per c: eta, 2/eta and the
+Files in `out`: longrun.csv (one row per (c, step), with its regime 0-3, -1 at t = 0), longrun_regimes.csv (one row per c: eta, 2/eta and the
 regimes' start steps), longrun.png. With `log`, one MLflow run (tag phasediag.kind=longrun) holds them.
 """
 
@@ -105,8 +105,9 @@ def train_all(config: LongrunConfig, progress: Callable[[str], None] | None = No
         history = result.history.reindex(columns=list(COLUMNS)).rename_axis("step").reset_index()
         history.insert(0, "c", c)
         history["epoch"] = history["step"] / steps_per_epoch
-        histories.append(history)
         bounds = regimes.boundaries(history["step"], history["sharpness"], result.eta)
+        history["regime"] = regimes.label(history["step"], bounds)
+        histories.append(history)
         rows.append({"c": c, "eta": result.eta, "two_over_eta": 2.0 / result.eta, "lambda0": init.lambda0.value,
                      "steps_per_epoch": steps_per_epoch, "steps": int(history["step"].max()),
                      "diverged": bool(result.diverged), **bounds._asdict(), "hvps": result.hvps,
