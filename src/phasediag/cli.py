@@ -333,6 +333,8 @@ def _claims_arguments(parser: argparse.ArgumentParser) -> None:
     _analysis_arguments(parser)
     parser.add_argument("--saturation_experiment", default=None, help="where to look for saturation runs (c_crit); "
                         "default: the same experiment")  # fmt: skip
+    parser.add_argument("--uv_experiment", default=None, help="where to look for the uv job's run (phasediag uv); "
+                        "default: the same experiment")  # fmt: skip
 
 
 @command("claims", "check the paper's claims on an experiment's own data (claims.md)", _claims_arguments)
@@ -340,7 +342,8 @@ def claims_command(args: argparse.Namespace) -> int:
     from phasediag.reports import claims
 
     _store_with_data()
-    table, markdown, result = claims.claims(args.experiment, _out(args.out), args.log, args.saturation_experiment)
+    table, markdown, result = claims.claims(args.experiment, _out(args.out), args.log, args.saturation_experiment,
+                                            args.uv_experiment)
     print(markdown)
     print(f"wrote {result.out}/claims.md and claims.csv" + (f"; logged as analysis run {result.run_id}" if result.run_id else ""))
     return 0

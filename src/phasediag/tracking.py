@@ -473,8 +473,8 @@ def _rest_histories(store, client, run_ids: list[str], metrics: list[str]) -> li
         return [row for part in pool.map(lambda job: whole(*job), jobs) for row in part]
 
 
-def interpolations(run_ids) -> pd.DataFrame:
-    """(run_id, s, loss): the interpolated loss L((1-s) theta_0 + s theta_T) of each run that has the artifact."""
+def artifact_tables(run_ids, name: str) -> pd.DataFrame:
+    """The CSV artifact `name` of each run that has it, stacked, with a run_id column first (empty: none has it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlflow.artifacts import download_artifacts
@@ -485,15 +485,23 @@ def interpolations(run_ids) -> pd.DataFrame:
     def one(run_id: str) -> pd.DataFrame | None:
         with tempfile.TemporaryDirectory() as folder:
             try:
-                path = download_artifacts(run_id=run_id, artifact_path=INTERPOLATION_ARTIFACT, dst_path=folder, tracking_uri=uri)
-            except Exception:  # no barrier measured in this run: no artifact
+                path = download_artifacts(run_id=run_id, artifact_path=name, dst_path=folder, tracking_uri=uri)
+            except Exception:  # this run has no such artifact
                 return None
             table = pd.read_csv(path)
-        return table.assign(run_id=run_id)[["run_id", "s", "loss"]]
+        table.insert(0, "run_id", run_id)
+        return table
 
     run_ids = list(dict.fromkeys(str(r) for r in run_ids))
     with ThreadPoolExecutor(max_workers=8) as pool:
         parts = [p for p in pool.map(one, run_ids) if p is not None]
-    if not parts:
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"run_id": pd.Series(dtype=object)})
+
+
+def interpolations(run_ids) -> pd.DataFrame:
+    """(run_id, s, loss): the interpolated loss L((1-s) theta_0 + s theta_T) of each run that has the artifact
+    (a run without a measured barrier has none)."""
+    table = artifact_tables(run_ids, INTERPOLATION_ARTIFACT)
+    if table.empty:
         return pd.DataFrame({"run_id": pd.Series(dtype=object), "s": pd.Series(dtype=float), "loss": pd.Series(dtype=float)})
-    return pd.concat(parts, ignore_index=True)
+    return table[["run_id", "s", "loss"]]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Fig. 29 / App. F.2: <lambda_tau/lambda_0> at c tau = 100 (the default for xent) for FCNs (SP) on CIFAR-10
+# with cross-entropy, SGD B = 512, m = 4096 (the xent default), d in {4, 8, 16}, w in {256..2048}, ten initialisations.
+# One `phasediag saturation` run per (d, w[, B]); each logs c_crit, saturation.csv and saturation_curve.csv.
+# PHASEDIAG may name another executable (the tests set it to echo the command lines).
+set -euo pipefail
+PHASEDIAG=${PHASEDIAG:-phasediag}
+for d in 4 8 16; do for w in 256 512 1024 2048; do
+  $PHASEDIAG saturation --arch fcn --depth $d --width $w --dataset cifar10 --loss xent --batch_size 512 --seeds 0..9 \
+    --experiment fig29_fcn_cifar10_xent_saturation --out out/fig29_fcn_cifar10_xent_saturation/d$d-w$w "$@"
+done; done

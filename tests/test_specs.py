@@ -1,0 +1,98 @@
+"""Every figure spec in sweeps/ is valid: YAML specs load with SweepSpec's validation, scripts' command lines parse
+with the CLI's parser and build their configs; the README's figure table names every figure and existing files."""
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from phasediag import cli
+from phasediag.reports.saturation import SaturationConfig
+from phasediag.run.config import ConfigError, RunConfig
+from phasediag.search.sweep import SweepSpec
+
+SWEEPS = Path(REPO) / "sweeps"
+# Specs written for parameters that issue 9 adds: they must fail on exactly that parameter until it lands (then
+# this test fails, and the entry goes).
+PENDING = {"fig32_fcn_cifar10_output_norm_trajectories.yaml": "output_scale_mode",
+           "fig33_fcn_cifar10_output_norm.yaml": "output_scale_mode"}  # fmt: skip
+FIGURES = [*range(1, 44)]  # every figure of the paper: all are early-training figures
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_yaml_spec_loads_with_the_sweep_validation(path):
+    if path.name in PENDING:
+        with pytest.raises(ConfigError, match=f"unknown parameter '{PENDING[path.name]}'"):
+            SweepSpec.load(path)
+        return
+    spec = SweepSpec.load(path)
+    assert spec.points and spec.experiment
+    assert path.read_text().startswith("#"), "every spec says in a comment what it reproduces"
+
+
+def test_the_fig6_specs_measure_on_all_4096_training_examples():
+    for path in SWEEPS.glob("fig6_*.yaml"):
+        for point in SweepSpec.load(path).points:
+            assert point.run.subset == 4096 and point.run.measure_size == 4096, path.name
+
+
+def test_appendix_c_fcn_specs_use_ntp_and_the_main_text_ones_sp():
+    for figure in ("fig14", "fig15", "fig16"):
+        (path,) = SWEEPS.glob(f"{figure}_*.yaml")
+        assert {p.run.param for p in SweepSpec.load(path).points} == {"ntp"}
+    for path in SWEEPS.glob("fig3[adef]_*.yaml"):
+        assert {p.run.param for p in SweepSpec.load(path).points} == {"sp"}
+
+
+def script_commands(path: Path) -> list[list[str]]:
+    """The phasediag command lines a script would run (PHASEDIAG=echo prints them instead)."""
+    printed = subprocess.run(["bash", str(path)], env={**os.environ, "PHASEDIAG": "echo"}, capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    return [shlex.split(line) for line in printed.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.sh")), ids=lambda p: p.name)
+def test_every_script_command_parses_and_validates(path):
+    commands = script_commands(path)
+    assert commands
+    parser = cli.build_parser()
+    for tokens in commands:
+        args = parser.parse_args(tokens)  # an unknown option exits 2 here
+        if tokens[0] == "run":
+            RunConfig.from_strings(cli.config_values(args, RunConfig))
+        elif tokens[0] == "saturation":
+            values = {**cli.config_values(args, RunConfig), **cli.config_values(args, SaturationConfig)}
+            config = SaturationConfig.from_strings({**values, "seeds": args.seeds})
+            assert len(config.seeds) >= 5 and config.out.startswith("out/")
+        else:
+            assert tokens[0] == "uv", f"{path.name} runs an unexpected command {tokens[0]!r}"
+
+
+def readme_table() -> dict[int, str]:
+    """Figure number -> its row of the README's per-figure table."""
+    text = (Path(REPO) / "README.md").read_text()
+    section = text[text.index("## Every figure of the paper") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"\|\s*(\d+)\s*\|", line)
+        if match:
+            rows[int(match.group(1))] = line
+    return rows
+
+
+def test_the_readme_table_lists_every_figure_with_an_existing_spec():
+    rows = readme_table()
+    assert sorted(rows) == FIGURES
+    named = set()
+    for figure, line in rows.items():
+        files = re.findall(r"`(?:sweeps/)?([\w.\-]+\.(?:yaml|sh))`", line)
+        for name in files:
+            assert (SWEEPS / name).is_file(), f"figure {figure}: {name} is not in sweeps/"
+        named |= set(files)
+    on_disk = {p.name for p in SWEEPS.glob("fig*")}
+    assert on_disk <= named, f"specs not in the README table: {sorted(on_disk - named)}"
