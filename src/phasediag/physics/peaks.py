@@ -37,10 +37,10 @@ def fwhm(x: np.ndarray, y: np.ndarray) -> Peak:
     half = height / 2.0
 
     def crossing(indices: np.ndarray) -> float:
-        """x where y first drops below half walking from the peak through `indices` (peak excluded)."""
+        """x where y first drops to half walking from the peak through `indices` (peak excluded)."""
         previous = top
         for i in indices:
-            if y[i] < half:
+            if y[i] <= half:
                 return float(np.interp(half, [y[i], y[previous]], [x[i], x[previous]]))
             previous = i
         return math.nan
