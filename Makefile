@@ -16,7 +16,7 @@ DEMO_TRAJECTORIES := --experiment demo_trajectories --arch fcn --depth 4 --width
 DEMO_SATURATION := --experiment demo_saturation --arch uv --depth 2 --width 512 --dataset uv --batch_size 0 \
 	--seeds 0 1 2 3 4 5 6 7 --tau_fixed 100
 
-.PHONY: setup data services test test-fast demo bench clean
+.PHONY: setup data services test test-fast demo gallery bench clean
 
 setup: $(STAMP) data
 
@@ -63,6 +63,73 @@ demo: setup
 	@echo; echo "Figures:"; find $(DEMO) -path '*/mlruns' -prune -o -name '*.png' -print | sort | sed 's/^/  /'
 	@echo "Claims: $(DEMO)/claims/claims.md"
 	@echo "Browse the runs:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(DEMO)/mlruns.db"
+
+# `make gallery`: every figure that fits 2 CPU cores, at the reduced sizes stated in the README, into docs/figures/
+# and docs/claims.md. Its own tracking store in out/gallery; each step is a file target, so a re-run redoes nothing
+# (the sweeps resume their studies) and `rm -r out/gallery` starts over.
+GALLERY := out/gallery
+GALLERY_ENV := MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/$(GALLERY)/mlruns.db $(CURDIR)/$(BIN)/phasediag
+GALLERY_DATA := --data_dir $(CURDIR)/data
+# Fig. 1: one FCN on 1024 Fashion-MNIST examples, B = 128 (8 steps per epoch), 1000 epochs (the paper: CNN on CIFAR-10).
+GALLERY_LONGRUN := --experiment gallery_longrun --arch fcn --depth 4 --width 128 --dataset fashion_mnist --subset 1024 \
+	--batch_size 128 --measure_examples 512 --seed 0 --cs 2 8 --epochs 1000
+# Fig. 5: FCN d = 4 on 4096 examples, two widths, 2 seeds, c in [1, 10.6], c tau = 200, sharpness over tau +/- 2.
+GALLERY_SATURATION := --experiment gallery_saturation --arch fcn --depth 4 --dataset fashion_mnist --subset 4096 \
+	--measure_examples 1024 --batch_size 512 --widths 32 256 --seeds 0 1 --x_min 0 --x_max 3.4 --tau_halfwidth 2
+GALLERY_FIGURES := fig01_regimes.png:longrun/longrun.png fig02_trajectories.png:trajectories/trajectories.png \
+	fig03_phase_diagram_width.png:width/phase_diagram_width.png fig03_phase_diagram_depth.png:depth/phase_diagram_depth.png \
+	fig04_relations_width.png:width/relations_width.png fig05_saturation_widths.png:saturation/saturation_widths.png \
+	fig07_uv_phase_diagrams.png:uv/uv_fig7_phase_diagrams.png fig08_uv_trajectories.png:uv/uv_fig8_trajectories.png \
+	fig09_uv_trajectories.png:uv_figures/uv_fig9_trajectories.png fig10_uv_saturation.png:uv/uv_fig10_saturation.png \
+	fig11_uv_first_step.png:uv/uv_fig11_first_step.png fig12_uv_relations.png:uv_figures/uv_fig12_relations.png
+
+gallery: setup docs/claims.md $(foreach f,$(GALLERY_FIGURES),docs/figures/$(firstword $(subst :, ,$(f))))
+	@echo "Gallery: docs/figures/ and docs/claims.md (step times in $(GALLERY)/times.txt)"
+
+$(GALLERY)/width/phase_diagram_width.png: sweeps/gallery_fcn_width.yaml | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,sweep width,$(GALLERY_ENV) sweep $(CURDIR)/$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment gallery_fcn_width --x width --out width)
+$(GALLERY)/width/relations_width.png: $(GALLERY)/width/phase_diagram_width.png
+$(GALLERY)/depth/phase_diagram_depth.png: sweeps/gallery_fcn_depth.yaml | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,sweep depth,$(GALLERY_ENV) sweep $(CURDIR)/$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment gallery_fcn_depth --x depth --out depth)
+$(GALLERY)/trajectories/trajectories.png: | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,trajectories,$(GALLERY_ENV) search $(subst demo_trajectories,gallery_trajectories,$(DEMO_TRAJECTORIES)) $(GALLERY_DATA) && $(GALLERY_ENV) trajectories --experiment gallery_trajectories --out trajectories_all && mkdir -p trajectories && cp trajectories_all/trajectories_*.png trajectories/trajectories.png)
+$(GALLERY)/saturation/saturation_widths.png: | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,saturation,$(GALLERY_ENV) saturation_widths $(GALLERY_SATURATION) $(GALLERY_DATA) --out saturation)
+$(GALLERY)/longrun/longrun.png: | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,longrun,$(GALLERY_ENV) longrun $(GALLERY_LONGRUN) $(GALLERY_DATA) --out longrun)
+$(GALLERY)/uv/uv_fig7_phase_diagrams.png: | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,uv,$(GALLERY_ENV) uv --widths 2 4 8 16 32 64 128 256 512 --inits 500 --experiment gallery_uv --out uv)
+$(GALLERY)/uv/uv_fig8_trajectories.png $(GALLERY)/uv/uv_fig10_saturation.png $(GALLERY)/uv/uv_fig11_first_step.png: $(GALLERY)/uv/uv_fig7_phase_diagrams.png
+$(GALLERY)/uv_figures/uv_fig9_trajectories.png: | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,uv figures,$(GALLERY_ENV) uv_figures --widths 2 8 32 128 512 --inits 500 --experiment gallery_uv --out uv_figures)
+$(GALLERY)/uv_figures/uv_fig12_relations.png: $(GALLERY)/uv_figures/uv_fig9_trajectories.png
+
+# The claims on the width and the depth sweeps (c_crit from the saturation runs), one file.
+docs/claims.md: $(GALLERY)/width/phase_diagram_width.png $(GALLERY)/depth/phase_diagram_depth.png $(GALLERY)/saturation/saturation_widths.png
+	$(call gallery_time,claims,$(GALLERY_ENV) claims --experiment gallery_fcn_width --saturation_experiment gallery_saturation --out claims_width >/dev/null && $(GALLERY_ENV) claims --experiment gallery_fcn_depth --saturation_experiment gallery_saturation --out claims_depth >/dev/null)
+	mkdir -p docs
+	{ echo "# Claims checked by \`make gallery\`"; echo; echo "Generated from out/gallery (reduced sizes: see the README's gallery section)."; \
+	  echo; cat $(GALLERY)/claims_width/claims.md; echo; cat $(GALLERY)/claims_depth/claims.md; } > $@
+
+# A figure is copied into docs/figures/ under its paper number, under 250 KB (palette, then scaled down if needed).
+define gallery_figure
+docs/figures/$(1): $(GALLERY)/$(2)
+	$(PY) -m phasediag.plots.gallery $$< $$@
+endef
+$(foreach f,$(GALLERY_FIGURES),$(eval $(call gallery_figure,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))))))
+
+# $(call gallery_time,name,commands): run them in $(GALLERY) (a subshell) and append their wall time to times.txt.
+define gallery_time
+	@start=$$(date +%s); echo "gallery: $(1)"; ( cd $(GALLERY) && $(2) ); status=$$?; \
+	echo "$(1): $$(( $$(date +%s) - start )) s" >> $(GALLERY)/times.txt; exit $$status
+endef
 
 bench: setup
 	$(PY) -m phasediag.bench

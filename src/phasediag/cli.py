@@ -131,6 +131,39 @@ def uv_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _uv_figures_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--widths", nargs="+", default=["2 8 32 128 512"], help="Fig. 12's widths: integers, or one quoted list")
+    parser.add_argument("--inits", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=int, default=0, help="the initialisation of Fig. 9's trajectories")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("out/uv_figures"))
+    parser.add_argument("--experiment", default="uv")
+    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no MLflow run")
+
+
+@command("uv_figures", "the uv model's trajectories (Fig. 9) and per-init relations of the constants (Fig. 12)",
+         _uv_figures_arguments)  # fmt: skip
+def uv_figures_command(args: argparse.Namespace) -> int:
+    from phasediag import tracking
+    from phasediag.reports import uv_figures
+    from phasediag.reports.saturation_widths import parse_widths
+
+    widths = parse_widths(args.widths)
+    if args.inits < 1 or args.steps < 1 or args.init < 0:
+        raise ConfigError(f"inits={args.inits}, steps={args.steps}, init={args.init}: inits and steps must be >= 1, init >= 0")
+    if args.log:
+        tracking.check_reachable()
+    result = uv_figures.run_uv_figures(list(widths), args.inits, args.seed, args.steps, args.out, args.experiment,
+                                       args.log, args.init)  # fmt: skip
+    print(result["fig9"].to_string(index=False))
+    print(result["order"].to_string(index=False))
+    print(f"uv figures: wrote {args.out}/ ({', '.join(p.name for p in result['files'].values())})")
+    if result["run_id"]:
+        print(f"logged as run {result['run_id']} in experiment {args.experiment!r}")
+    return 0
+
+
 @command("data", "prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package",
          lambda p: p.add_argument("--data_dir", default="data"))  # fmt: skip
 def data_command(args: argparse.Namespace) -> int:
@@ -174,6 +207,61 @@ def saturation_command(args: argparse.Namespace) -> int:
         print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}; "
               f"open with: {tracking.ui_command()}")  # fmt: skip
     return 0
+
+def _saturation_widths_arguments(parser: argparse.ArgumentParser) -> None:
+    _saturation_arguments(parser)
+    parser.add_argument("--widths", nargs="+", required=True, help="integers, or one quoted list")
+
+
+@command("saturation_widths", "Fig. 5: the saturation scan at several widths, overlaid, with c_crit and the FWHM of chi'",
+         _saturation_widths_arguments)  # fmt: skip
+def saturation_widths_command(args: argparse.Namespace) -> int:
+    from phasediag.reports import saturation, saturation_widths
+    from phasediag import tracking
+
+    widths = saturation_widths.parse_widths(args.widths)
+    values = {**config_values(args, RunConfig), **config_values(args, saturation.SaturationConfig)}
+    if "width" in values:
+        raise ConfigError("width is set by --widths here: leave --width out")
+    if args.seeds is not None:
+        values["seeds"] = args.seeds
+    config = saturation.SaturationConfig.from_strings(values)
+    if args.log:
+        tracking.check_reachable()
+    result = saturation_widths.run_widths(config, widths, log=args.log, progress=lambda line: print(line, flush=True))
+    print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}, w<width>/) in {result.seconds:.1f} s")
+    if result.run_id:
+        print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}")
+    return 0
+
+
+def _longrun_arguments(parser: argparse.ArgumentParser) -> None:
+    from phasediag.reports.longrun import RUN_FIELDS_UNUSED
+
+    add_config_fields(parser, RunConfig, skip=RUN_FIELDS_UNUSED)
+    parser.add_argument("--cs", nargs="+", default=None, help="learning-rate constants (default: 1 2 4)")
+    parser.add_argument("--epochs", default=None, help="default: 1000 (the paper's Fig. 1)")
+    parser.add_argument("--out", default=None, help="default: out/longrun")
+    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no MLflow run")
+
+
+@command("longrun", "long training with the paper's measurement schedule and the four regimes (Fig. 1)", _longrun_arguments)
+def longrun_command(args: argparse.Namespace) -> int:
+    from phasediag.reports import longrun
+    from phasediag import tracking
+
+    names = {"cs", "epochs", "out"}
+    values = {**config_values(args, RunConfig), **{k: v for k, v in vars(args).items() if k in names and v is not None}}
+    config = longrun.LongrunConfig.from_strings(values)
+    if args.log:
+        tracking.check_reachable()
+    result = longrun.run_longrun(config, log=args.log, progress=lambda line: print(line, flush=True))
+    print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
+    if result.run_id:
+        print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}")
+    return 0
+
 
 def _store_with_data() -> str:
     """The analysis commands read an existing store: a missing SQLite file is an error, not a new empty store."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phasediag.physics import peaks
+
 N_BOOT = 2000
 LEVEL = 0.95
 
@@ -117,28 +119,10 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 def peak_fwhm(x, y) -> float:
-    """Full width at half maximum of the highest peak of y(x), with half maximum = max / 2 and the crossings
+    """Full width at half maximum of the highest peak of y(x) (physics.peaks.fwhm): half maximum = max / 2, crossings
     interpolated linearly between grid points. NaN when y has no positive maximum or does not fall to half on both
     sides inside the range (the width is then not measured, rather than cut at the edge)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    finite = np.isfinite(x) & np.isfinite(y)
-    x, y = x[finite], y[finite]
-    if len(y) < 3 or not np.nanmax(y) > 0:
-        return math.nan
-    top = int(np.argmax(y))
-    half = y[top] / 2
-
-    def crossing(indices) -> float:
-        previous = top
-        for i in indices:
-            if y[i] <= half:
-                return float(x[i] + (half - y[i]) * (x[previous] - x[i]) / (y[previous] - y[i]))
-            previous = i
-        return math.nan
-
-    left = crossing(range(top - 1, -1, -1))
-    right = crossing(range(top + 1, len(y)))
-    return right - left
+    return peaks.fwhm(np.asarray(x, float), np.asarray(y, float)).fwhm
 
 
 def bootstrap_curve_slope(x, samples, statistics, n_boot: int = 400, level: float = LEVEL, seed: int = 0) -> Slope:

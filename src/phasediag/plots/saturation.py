@@ -19,6 +19,16 @@ def chi_labels(variable: str) -> tuple[str, str]:
             f"$\\chi'_\\tau = -d^2\\langle\\lambda_\\tau/\\lambda_0\\rangle/{d}^2$")
 
 
+def c_panels(axes, labels: tuple[str, ...]) -> None:
+    """Panels (a), (b), (c)... against c on a log2 axis with plain tick labels, each with its y label."""
+    for ax, label, letter in zip(axes, labels, "abcdefgh"):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("$c$ (log scale)")
+        ax.set_ylabel(label)
+        ax.set_title(f"({letter})", fontsize=10)
+
+
 def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", table: pd.DataFrame | None = None,
                variable: str = "c") -> Path:
     """Three panels against c (log2 axis): (a) <lambda_tau / lambda_0> with a std band (and each seed, faint; points
@@ -42,16 +52,12 @@ def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", 
     axes[1].plot(c[fit], curve["chi"].to_numpy(float)[fit], "o-", ms=3, color="tab:green")
     axes[2].plot(c[fit], curve["chi_prime"].to_numpy(float)[fit], "o-", ms=3, color="tab:purple")
     labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$", *chi_labels(variable))
-    for ax, label, letter in zip(axes, labels, "abc"):
+    c_panels(axes, labels)
+    for ax in axes:
         ax.axvline(2.0, color="grey", ls="--", lw=1, label="$c = 2$")
         if math.isfinite(c_crit):
             ax.axvline(c_crit, color="tab:red", lw=1.2, label=f"$c_{{crit}}$ = {c_crit:.3g}")
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlim(0.9 * np.nanmin(c), 1.1 * np.nanmax(c))
-        ax.set_xlabel("$c$ (log scale)")
-        ax.set_ylabel(label)
-        ax.set_title(f"({letter})", fontsize=10)
     axes[1].axhline(0.0, color="black", lw=0.5)
     axes[2].axhline(0.0, color="black", lw=0.5)
     axes[0].legend(fontsize=7)

@@ -13,7 +13,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from phasediag.physics import critical  # noqa: E402
 from phasediag.physics import uvmodel  # noqa: E402
 from phasediag.plots.phase import REGIONS  # noqa: E402  (the same colours as the networks' phase diagrams)
-from phasediag.plots.saturation import chi_labels  # noqa: E402
+from phasediag.plots.saturation import c_panels, chi_labels  # noqa: E402
 MARKERS = {"loss": ("o", "tab:blue"), "sharp": ("s", "tab:red"), "max": ("^", "black")}
 
 
@@ -118,12 +118,7 @@ def saturation(table: pd.DataFrame, path: Path, variable: str = "c") -> Path:
         for ax in axes:
             ax.axvline(rows["c_crit"].iloc[0], color=colour, ls="--", lw=0.8)
     labels = ("$\\langle\\lambda^H_\\tau/\\lambda^H_0\\rangle$, $\\tau = 100$", *chi_labels(variable))
-    for ax, label, letter in zip(axes, labels, "abc"):
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.set_xlabel("$c$ (log scale)")
-        ax.set_ylabel(label)
-        ax.set_title(f"({letter})", fontsize=10)
+    c_panels(axes, labels)
     axes[0].legend(fontsize=7)
     fig.suptitle("uv model: intermediate saturation; dashed lines: $c_{crit}$ = argmax $\\chi'_\\tau$")
     return _save(fig, path)
