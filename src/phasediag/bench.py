@@ -36,7 +36,8 @@ from phasediag.reports import uv as uv_report
 from phasediag.run.callbacks import evaluate
 from phasediag.run.config import RunConfig
 from phasediag.physics.losses import LOSSES
-from phasediag.search.study import CONSTANTS, SearchConfig, search
+from phasediag.search.study import SearchConfig, search
+from phasediag.vocabulary import CONSTANTS
 
 # --- section A settings
 FOUNDATION = dict(arch="fcn", depth=8, width=512, dataset="fashion_mnist", subset=2048, loss="mse", c=2.0,

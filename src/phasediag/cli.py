@@ -1,169 +1,130 @@
-"""`phasediag run|search|sweep|diagram|uv|data ...`: a thin layer that parses, validates and calls the package.
+"""`phasediag COMMAND --option value ...`: the command line, derived from the dataclasses that declare each job
+(run.config, search.config, reports.config). Thin: parse, check, call the package, print the result.
 
 Bad input ends here as one line `phasediag: error: ...` and exit status 2, before any run is created.
+Heavy modules (torch, Lightning, MLflow, Optuna) are imported by the command that needs them, so --help is fast.
 """
 
-import argparse
-import dataclasses
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from phasediag.run.config import ConfigError, RunConfig
+from phasediag.reports.config import AnalysisConfig, ClaimsConfig, DiagramConfig, SaturationConfig, TrajectoriesConfig, UVConfig
+from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, build, normalize_argv, one_line
+from phasediag.search.config import SearchConfig, SweepOptions
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {}
 
 
-def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register a sub-command: `arguments` adds its options, the decorated function runs it."""
+def command(name: str, cls: type):
+    """Register a sub-command: its options are the fields of `cls`, the decorated function runs it."""
 
-    def register(function: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (help, arguments, function)
+    def register(function: Callable[[Any], int]):
+        COMMANDS[name] = (cls, function)
         return function
 
     return register
 
 
-def add_config_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
-    """One --option per dataclass field, as strings; the dataclass converts and validates them."""
-    for f in dataclasses.fields(cls):
-        if f.name not in skip:
-            parser.add_argument(f"--{f.name}", dest=f.name, default=None, help=f"default: {f.default!r}")
+def _check_data(*configs: RunConfig) -> None:
+    """Sizes against the data (subset, batch_size, measure_examples), before any run or study is created."""
+    from phasediag.run import data
+
+    for config in {(c.dataset, c.data_dir, c.subset, c.batch_size, c.measure_size, c.download): c for c in configs}.values():
+        data.check_sizes(config)
 
 
-def config_values(args: argparse.Namespace, cls: type) -> dict[str, str]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
-
-
-@command("run", "train one (c, depth, width, seed) run and log it to MLflow", lambda p: add_config_fields(p, RunConfig))
-def run_command(args: argparse.Namespace) -> int:
-    from phasediag.run import runner
+def _tracking_uri() -> str:
     from phasediag import tracking
 
-    config = RunConfig.from_strings(config_values(args, RunConfig))
-    tracking.check_reachable()
+    return tracking.check_reachable()
+
+
+def _quiet_optuna() -> None:
+    """Optuna's records through our handler (warnings and up), not its own INFO handler."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
+@command("run", RunConfig)
+def run_command(config: RunConfig) -> int:
+    from phasediag.run import runner
+
+    _check_data(config)
+    uri = _tracking_uri()
     init = runner.initialize(config)
     run_id, result = runner.run_one(config, init)
     status = "diverged" if result.diverged else "finished"
     print(f"run {run_id} {status}: lambda0={init.lambda0.value:.6g} eta={result.eta:.4g} "
           f"max_loss_ratio={result.history['loss_ratio'].iloc[1:].max():.4g} hvps={result.hvps}")  # fmt: skip
-    print(f"open it with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")
+    print(f"open it with: mlflow ui --backend-store-uri {uri}")
     return 0
 
 
-def _search_arguments(parser: argparse.ArgumentParser) -> None:
-    from phasediag.search.study import SearchConfig
-
-    add_config_fields(parser, RunConfig, skip=("c",))
-    add_config_fields(parser, SearchConfig, skip=("run",))
-
-
-@command("search", "critical constants c_loss, c_sharp, c_max, c_barrier of one (config, seed)", _search_arguments)
-def search_command(args: argparse.Namespace) -> int:
+@command("search", SearchConfig)
+def search_command(config: SearchConfig) -> int:
     from phasediag.search import study
-    from phasediag import tracking
 
-    values = {**config_values(args, RunConfig), **config_values(args, study.SearchConfig)}
-    values.pop("run", None)
-    config = study.SearchConfig.from_strings(values)
-    tracking.check_reachable()
+    _check_data(config.run)
+    uri = _tracking_uri()
+    _quiet_optuna()
     result = study.search(config)
     constants = "  ".join(f"{k}={v:.4g}" for k, v in result.constants.items())
     print(f"search {result.study_name}: lambda0={result.lambda0:.6g}  {constants}  runs={result.n_runs} hvps={result.hvps}"
           + (f"  non-monotone: {', '.join(result.non_monotone)}" if result.non_monotone else ""))  # fmt: skip
-    print(f"parent run {result.parent_run_id}; open with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")
+    print(f"parent run {result.parent_run_id}; open with: mlflow ui --backend-store-uri {uri}")
     return 0
 
 
-def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", type=Path, help="a YAML file in sweeps/")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
-    parser.add_argument("--storage", default=None, help="Optuna storage URL shared by all workers (default: optuna.db next to the tracking store)")
-    for name in ("data_dir", "accelerator"):  # where this worker runs, not what the sweep computes
-        parser.add_argument(f"--{name}", default=None)
-
-
-@command("sweep", "many searches from a YAML spec, shared by any number of workers", _sweep_arguments)
-def sweep_command(args: argparse.Namespace) -> int:
+@command("sweep", SweepOptions)
+def sweep_command(options: SweepOptions) -> int:
     from phasediag.search import sweep
-    from phasediag import tracking
 
-    if args.workers < 1:
-        raise ConfigError(f"workers={args.workers} is not allowed: it must be >= 1")
-    overrides = {k: getattr(args, k) for k in ("storage", "data_dir", "accelerator") if getattr(args, k)}
-    spec = sweep.SweepSpec.load(args.spec, overrides)
-    tracking.check_reachable()
-    done, runs = sweep.sweep(spec, args.workers)
+    spec = sweep.SweepSpec.load(options.spec, options.overrides())
+    _check_data(*(point.run for point in spec.points))
+    uri = _tracking_uri()
+    _quiet_optuna()
+    done, runs = sweep.sweep(spec, options.workers)
     print(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done, {runs} runs trained in them")
-    print(f"next: phasediag diagram --experiment {spec.experiment}   (or mlflow ui --backend-store-uri {tracking.tracking_uri()})")
+    print(f"next: phasediag diagram --experiment {spec.experiment}   (or mlflow ui --backend-store-uri {uri})")
     return 0
 
 
-def _uv_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--widths", nargs="+", default=["2 4 8 16 32 64 128 256 512"], help="integers, or one quoted list")
-    parser.add_argument("--inits", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--c_step", type=float, default=0.1)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("out/uv"))
-    parser.add_argument("--experiment", default="uv")
-    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no MLflow run")
-
-
-@command("uv", "the uv model of Sec. 5: exact phase diagrams, Eq. (16), Figs. 7, 8, 10, 11", _uv_arguments)
-def uv_command(args: argparse.Namespace) -> int:
-    from phasediag import tracking
+@command("uv", UVConfig)
+def uv_command(config: UVConfig) -> int:
     from phasediag.reports import uv as uv_report
 
-    try:
-        args.widths = [int(w) for item in args.widths for w in item.replace(",", " ").split()]
-    except ValueError:
-        raise ConfigError(f"widths={' '.join(args.widths)!r} is not a list of integers") from None
-    if not args.widths or min(args.widths) < 1 or args.inits < 1 or args.steps < 1 or not args.c_step > 0:
-        raise ConfigError("widths, inits and steps must be >= 1 and c_step > 0")
-    if args.log:
-        tracking.check_reachable()
-    result = uv_report.run_uv(args.widths, args.inits, args.seed, args.c_step, args.steps, args.out, args.experiment, args.log)
-    print(f"uv model: wrote {args.out}/ ({', '.join(sorted(p.name for p in args.out.iterdir()))})")
+    if config.log:
+        _tracking_uri()
+    out = Path(config.out)
+    result = uv_report.run_uv(list(config.widths), config.inits, config.seed, config.c_step, config.steps, out,
+                              config.experiment, config.log)  # fmt: skip
+    print(f"uv model: wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     if result.get("run_id"):
-        print(f"logged as run {result['run_id']} in experiment {args.experiment!r}")
+        print(f"logged as run {result['run_id']} in experiment {config.experiment!r}")
     return 0
 
 
-@command("data", "prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package",
-         lambda p: p.add_argument("--data_dir", default="data"))  # fmt: skip
-def data_command(args: argparse.Namespace) -> int:
+@command("data", DataConfig)
+def data_command(config: DataConfig) -> int:
     from phasediag.run import data
 
-    data.load("fashion_mnist", args.data_dir)
-    print(f"Fashion-MNIST ready in {Path(args.data_dir, 'FashionMNIST', 'raw').resolve()}")
+    data.load("fashion_mnist", config.data_dir)
+    print(f"Fashion-MNIST ready in {Path(config.data_dir, 'FashionMNIST', 'raw').resolve()}")
     return 0
 
 
-
-def _saturation_arguments(parser: argparse.ArgumentParser) -> None:
-    from phasediag.reports.saturation import RUN_FIELDS_UNUSED, SaturationConfig
-
-    add_config_fields(parser, RunConfig, skip=RUN_FIELDS_UNUSED)
-    add_config_fields(parser, SaturationConfig, skip=("run", "seeds"))
-    parser.add_argument("--seeds", nargs="*", default=None, help="integers, one quoted list, or a range 0..4 (default: 0 1 2)")
-    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no MLflow run")
-
-
-@command("saturation", "intermediate saturation (Sec. 3, Fig. 5): <lambda_tau/lambda_0> against c, chi, chi', c_crit",
-         _saturation_arguments)  # fmt: skip
-def saturation_command(args: argparse.Namespace) -> int:
+@command("saturation", SaturationConfig)
+def saturation_command(config: SaturationConfig) -> int:
     from phasediag.reports import saturation
-    from phasediag import tracking
 
-    values = {**config_values(args, RunConfig), **config_values(args, saturation.SaturationConfig)}
-    if args.seeds is not None:
-        values["seeds"] = args.seeds
-    config = saturation.SaturationConfig.from_strings(values)
-    if args.log:
-        tracking.check_reachable()
-    result = saturation.run_saturation(config, log=args.log, progress=lambda line: print(line, flush=True))
+    _check_data(config.run)
+    uri = _tracking_uri() if config.log else None
+    result = saturation.run_saturation(config)
     fit = result.curve[result.curve["in_fit"]]
     print(f"saturation: c_crit={result.c_crit:.4g} from {len(fit)} values of c in [{fit['c'].min():.4g}, {fit['c'].max():.4g}]"
           if len(fit) else "saturation: c_crit=nan (no value of c left to fit)")  # fmt: skip
@@ -171,112 +132,120 @@ def saturation_command(args: argparse.Namespace) -> int:
           "the first c where any seed diverged" + (f" and at x <= {config.x_fit_max}" if config.x_fit_max is not None else ""))  # fmt: skip
     print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
     if result.run_id:
-        print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}; "
-              f"open with: mlflow ui --backend-store-uri {tracking.tracking_uri()}")  # fmt: skip
+        print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}; open with: mlflow ui --backend-store-uri {uri}")
     return 0
 
-def _store_with_data() -> str:
+
+def _store_with_data() -> None:
     """The analysis commands read an existing store: a missing SQLite file is an error, not a new empty store."""
     from phasediag import tracking
 
     uri = tracking.check_reachable()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).expanduser().is_file():
         raise tracking.TrackingError(f"tracking store {uri!r} does not exist: run a sweep first, or set MLFLOW_TRACKING_URI")
-    return uri
 
 
-def _out(value: str | None) -> Path | None:
-    return None if value in (None, "", "auto") else Path(value)
+def _out(config: AnalysisConfig) -> Path | None:
+    return None if config.out is None else Path(config.out)
 
 
-def _analysis_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--experiment", required=True, help="the MLflow experiment of the sweep")
-    parser.add_argument("--out", default=None, help="folder for the PNG and CSV files (default: out/<experiment>)")
-    parser.add_argument("--no-log", dest="log", action="store_false", help="write files only, no analysis run")
-
-
-def _diagram_arguments(parser: argparse.ArgumentParser) -> None:
-    _analysis_arguments(parser)
-    parser.add_argument("--x", default="auto", help="width (y = 1/w, a panel per depth), depth (y = d, a panel per "
-                        "width) or auto (width when several widths exist)")  # fmt: skip
-
-
-@command("diagram", "phase diagram, relations and c_barrier of an experiment's searches (Figs. 3, 4, 6)", _diagram_arguments)
-def diagram_command(args: argparse.Namespace) -> int:
-    from phasediag.reports import diagram
-
-    _store_with_data()
-    _report(f"diagram {args.experiment}", diagram.diagram(args.experiment, args.x, _out(args.out), args.log), args.experiment)
-    return 0
-
-
-def _report(what: str, result, experiment: str) -> None:
+def _report(what: str, result: Any, experiment: str) -> None:
     print(f"{what}: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
     if result.run_id:
         print(f"logged as analysis run {result.run_id} in experiment {experiment!r}")
 
 
-def _trajectories_arguments(parser: argparse.ArgumentParser) -> None:
-    _analysis_arguments(parser)
-    parser.add_argument("--search", default=None, help="the search's parent run id or its study name "
-                        "(may be left out when the experiment holds one search)")
-    parser.add_argument("--c", nargs="*", default=None, help="the c values to show (trained ones, or one quoted "
-                        "list; 'all': every run, at most 12 spread over c)")  # fmt: skip
-
-
-@command("trajectories", "loss and sharpness against step, interpolated loss, for one search (Figs. 1, 2)",
-         _trajectories_arguments)  # fmt: skip
-def trajectories_command(args: argparse.Namespace) -> int:
+@command("diagram", DiagramConfig)
+def diagram_command(config: DiagramConfig) -> int:
     from phasediag.reports import diagram
 
-    cs = None
-    items = [v for item in (args.c or []) for v in item.replace(",", " ").split()]
-    if items and items != ["all"]:
-        try:
-            cs = [float(v) for v in items]
-        except ValueError:
-            raise ConfigError(f"c={' '.join(items)!r} is not a list of numbers") from None
     _store_with_data()
-    _report("trajectories", diagram.trajectories(args.experiment, args.search, cs, _out(args.out), args.log), args.experiment)
+    _report(f"diagram {config.experiment}", diagram.diagram(config.experiment, config.x, _out(config), config.log), config.experiment)
     return 0
 
 
-def _claims_arguments(parser: argparse.ArgumentParser) -> None:
-    _analysis_arguments(parser)
-    parser.add_argument("--saturation_experiment", default=None, help="where to look for saturation runs (c_crit); "
-                        "default: the same experiment")  # fmt: skip
+@command("trajectories", TrajectoriesConfig)
+def trajectories_command(config: TrajectoriesConfig) -> int:
+    from phasediag.reports import diagram
+
+    _store_with_data()
+    result = diagram.trajectories(config.experiment, config.search, list(config.c) or None, _out(config), config.log)
+    _report("trajectories", result, config.experiment)
+    return 0
 
 
-@command("claims", "check the paper's claims on an experiment's own data (claims.md)", _claims_arguments)
-def claims_command(args: argparse.Namespace) -> int:
+@command("claims", ClaimsConfig)
+def claims_command(config: ClaimsConfig) -> int:
     from phasediag.reports import claims
 
     _store_with_data()
-    table, markdown, result = claims.claims(args.experiment, _out(args.out), args.log, args.saturation_experiment)
+    table, markdown, result = claims.claims(config.experiment, _out(config), config.log, config.saturation_experiment)
     print(markdown)
     print(f"wrote {result.out}/claims.md and claims.csv" + (f"; logged as analysis run {result.run_id}" if result.run_id else ""))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phasediag", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help, arguments, function) in COMMANDS.items():
-        arguments(sub.add_parser(name, help=help))
+def build_parser() -> Any:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="phasediag", description=__doc__.splitlines()[0], exit_on_error=False)
+    commands = parser.add_subcommands(dest="command")
+    for name, (cls, _) in COMMANDS.items():
+        sub = ArgumentParser(exit_on_error=False, description=cls.__doc__.splitlines()[0])
+        add_arguments(sub, cls)
+        commands.add_subcommand(name, sub, help=cls.__doc__.splitlines()[0])
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from phasediag.run.data import DataError
-    from phasediag.tracking import TrackingError, discard_project_run
+def parse(argv: Sequence[str]) -> tuple[str, Any]:
+    """The command's name and its validated dataclass; ConfigError (one line) on any bad input."""
+    from jsonargparse import ArgumentError
 
+    argv = list(argv)
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    cls = COMMANDS[name][0] if name else RunConfig
+    if name:
+        argv = [name, *normalize_argv(cls, argv[1:])]
     try:
-        return COMMANDS[args.command][2](args)
-    except (ConfigError, DataError, TrackingError) as error:
+        namespace = build_parser().parse_args(argv)
+    except ArgumentError as error:
+        raise ConfigError(one_line(error, cls)) from None
+    return namespace.command, build(cls, namespace[namespace.command].as_dict())
+
+
+def configure_logging() -> None:
+    """INFO and up from phasediag, WARNING and up from everything else, on stderr (stdout is for results)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name.startswith("phasediag"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _user_error(error: Exception) -> bool:
+    """Bad input or an unusable store or dataset: ConfigError, or the error type of a module this command imported
+    (looked up, not imported: importing run.data for its DataError would load torch for every command)."""
+    kinds = [ConfigError]
+    for module, name in (("phasediag.run.data", "DataError"), ("phasediag.tracking", "TrackingError")):
+        if module in sys.modules:
+            kinds.append(getattr(sys.modules[module], name))
+    return isinstance(error, tuple(kinds))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        name, config = parse(sys.argv[1:] if argv is None else argv)
+        configure_logging()
+        return COMMANDS[name][1](config)
+    except Exception as error:
+        if not _user_error(error):
+            raise
         print(f"phasediag: error: {error}", file=sys.stderr)
+        from phasediag import tracking
+
         try:
-            discard_project_run()
+            tracking.discard_project_run()
         except Exception:  # the tracking store itself may be the bad input
             pass
         return 2

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import savgol_filter
 
+from phasediag.physics.grid import SAVGOL_WINDOW
+
 DIVERGENCE_LOSS = 1e5  # K of Def. 1
 QUESTIONS = ("loss", "sharp", "max", "barrier")  # one yes/no per trial: increase of L, of lambda, divergence, U > 0
 
@@ -116,9 +118,6 @@ def polyfit_curve(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     keep = np.isfinite(x) & np.isfinite(y)
     deg = min(degree, max(int(keep.sum()) - 1, 0))
     return np.poly1d(np.polyfit(x[keep], y[keep], deg))
-
-
-SAVGOL_WINDOW = 11  # grid points (1.1 in log2 c at the paper's 0.1 step): smooth enough for chi' near divergence
 
 
 def saturation_derivatives(

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from phasediag.vocabulary import ZERO_OUTPUTS
+
 BAND = (1.5, 3.0)
 INEQUALITY_PASS = 0.8
-ZERO_OUTPUTS = ("centered", "zero_readout")
 COLUMNS = ["claim", "scope", "measured", "expected", "result", "detail"]
 PASS, FAIL, NO_DATA = "pass", "fail", "no data"
 

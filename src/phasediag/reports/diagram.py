@@ -19,10 +19,9 @@ import pandas as pd
 from phasediag.physics import critical
 from phasediag import tracking
 from phasediag.run.config import ConfigError
+from phasediag.vocabulary import CONSTANTS, DIAGRAM_AXES
 
-CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
 PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
-X_CHOICES = ("auto", "width", "depth")
 Y_COLUMN = {"width": "inv_width", "depth": "depth"}  # the vertical axis of a phase diagram: 1/w or d
 # Columns of tracking.searches() that are not parameters of the search (so never a grouping key).
 NOT_PARAMS = {"run_id", "study", "status", "run_name", "start_time", "end_time", "non_monotone_questions", "seed",
@@ -58,8 +57,8 @@ def finished_searches(experiment: str) -> pd.DataFrame:
 
 def choose_x(constants: pd.DataFrame, x: str = "auto") -> str:
     """'width' (y = 1/w) or 'depth' (y = d). auto: width if several widths exist, else depth if several depths."""
-    if x not in X_CHOICES:
-        raise ConfigError(f"x={x!r} is not allowed: use one of {', '.join(X_CHOICES)}")
+    if x not in DIAGRAM_AXES:
+        raise ConfigError(f"x={x!r} is not allowed: use one of {', '.join(DIAGRAM_AXES)}")
     if x != "auto":
         return x
     if constants["width"].nunique() > 1 or constants["depth"].nunique() <= 1:
