@@ -7,6 +7,7 @@ Heavy modules (torch, Lightning, MLflow, Optuna) are imported by the command tha
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,8 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
 
 def configure_logging() -> None:
     """INFO and up from phasediag, WARNING and up from everything else, on stderr (stdout is for results)."""
+    # Lightning 2.6's own pytree helper still builds torch's deprecated LeafSpec (torch 2.14): not a user's concern.
+    warnings.filterwarnings("ignore", r".*isinstance.treespec, LeafSpec", FutureWarning)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name.startswith("phasediag"))

@@ -245,9 +245,9 @@ def normalize_argv(cls: type, argv: list[str]) -> list[str]:
         list_like = _is_sequence(kind) or any(_is_sequence(k) for k in get_args(kind))
         while j < len(argv) and not argv[j].startswith("--") and (list_like or j == i + 1):
             j += 1
-        value = normalize(cls, {name: " ".join(argv[i + 1 : j])})[name] if j > i + 1 else None
         out.append(token)
-        if j > i + 1:
+        if j > i + 1 or list_like:  # a list option given no value is the empty list
+            value = normalize(cls, {name: " ".join(argv[i + 1 : j])})[name]
             out.append("null" if value is None else f"[{', '.join(value)}]" if isinstance(value, list) else value)
         i = j
     return out
@@ -261,7 +261,7 @@ def describe(kind: Any) -> str:
         inner = [k for k in get_args(kind) if k is not type(None)]
         return f"{describe(inner[0]) if len(inner) == 1 else 'a value'}, or null"
     if _is_sequence(kind):
-        return f"a list of {getattr(get_args(kind)[0], '__name__', 'values')}s, e.g. 0 1 2 or 0..4"
+        return f"use a list of {getattr(get_args(kind)[0], '__name__', 'value')}s, e.g. 0 1 2 or 0..4"
     names = {bool: "use true or false", int: "use an integer", float: "use a number", str: "use a text value"}
     return names.get(kind, f"use a {getattr(kind, '__name__', kind)}")
 
