@@ -237,3 +237,28 @@ def test_mlflow_run_passes_parameters_through(store, tmp_path):
     bad = subprocess.run([mlflow, "run", REPO, "-e", "main", "--env-manager", "local", "-P", "arch=mlp"], env=env,
                          capture_output=True, text=True, cwd=tmp_path, timeout=600)  # fmt: skip
     assert bad.returncode != 0 and "phasediag: error: arch='mlp' is not allowed: use one of" in bad.stderr
+
+
+def test_importing_the_package_changes_no_global_state():
+    """No logger level, warning filter or matplotlib backend is set by importing phasediag (only cli.main configures)."""
+    code = '''
+import importlib, logging, pkgutil, warnings
+import jsonargparse, lightning.pytorch, matplotlib.figure, mlflow, optuna, pandas, scipy.signal, scipy.special, sqlalchemy, torch, torchvision, tqdm, yaml
+import phasediag
+def state():
+    levels = {n: l.level for n, l in logging.root.manager.loggerDict.items() if isinstance(l, logging.Logger) and l.level}
+    return list(warnings.filters), levels, dict.get(matplotlib.rcParams, "backend")
+before = state()
+# search.study (and sweep and bench, which import it) still sets warning filters for its heartbeat threads at import:
+# they go with the trial loop's move to study.optimize (#13 item 4).
+later = ("phasediag.search.study", "phasediag.search.sweep", "phasediag.bench")
+names = [m.name for m in pkgutil.walk_packages(phasediag.__path__, "phasediag.") if m.name not in later]
+for name in names:
+    importlib.import_module(name)
+after = state()
+print(len(names), before[0] == after[0], {k: v for k, v in after[1].items() if before[1].get(k) != v}, before[2] == after[2])
+'''
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, *same = done.stdout.split(maxsplit=1)[0], done.stdout.split(maxsplit=1)[1].strip()
+    assert int(count) > 20 and same == ["True {} True"], done.stdout

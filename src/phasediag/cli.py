@@ -37,6 +37,13 @@ def _check_data(*configs: RunConfig) -> None:
         data.check_sizes(config)
 
 
+def _experiment_of(run_id: str) -> str:
+    """Where a run really is: under `mlflow run`, the experiment MLflow chose, which may not be --experiment."""
+    from phasediag import tracking
+
+    return tracking.experiment_of(run_id)
+
+
 def _tracking_uri() -> str:
     from phasediag import tracking
 
@@ -106,7 +113,7 @@ def uv_command(config: UVConfig) -> int:
                               config.experiment, config.log)  # fmt: skip
     print(f"uv model: wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     if result.get("run_id"):
-        print(f"logged as run {result['run_id']} in experiment {config.experiment!r}")
+        print(f"logged as run {result['run_id']} in experiment {_experiment_of(result['run_id'])!r}")
     return 0
 
 
@@ -133,7 +140,7 @@ def saturation_command(config: SaturationConfig) -> int:
           "the first c where any seed diverged" + (f" and at x <= {config.x_fit_max}" if config.x_fit_max is not None else ""))  # fmt: skip
     print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
     if result.run_id:
-        print(f"logged as run {result.run_id} in experiment {config.run.experiment!r}; open with: mlflow ui --backend-store-uri {uri}")
+        print(f"logged as run {result.run_id} in experiment {_experiment_of(result.run_id)!r}; open with: mlflow ui --backend-store-uri {uri}")
     return 0
 
 
@@ -150,10 +157,10 @@ def _out(config: AnalysisConfig) -> Path | None:
     return None if config.out is None else Path(config.out)
 
 
-def _report(what: str, result: Any, experiment: str) -> None:
+def _report(what: str, result: Any) -> None:
     print(f"{what}: wrote {result.out}/ ({', '.join(p.name for p in result.files)})")
     if result.run_id:
-        print(f"logged as analysis run {result.run_id} in experiment {experiment!r}")
+        print(f"logged as analysis run {result.run_id} in experiment {_experiment_of(result.run_id)!r}")
 
 
 @command("diagram", DiagramConfig)
@@ -161,7 +168,7 @@ def diagram_command(config: DiagramConfig) -> int:
     from phasediag.reports import diagram
 
     _store_with_data()
-    _report(f"diagram {config.experiment}", diagram.diagram(config.experiment, config.x, _out(config), config.log), config.experiment)
+    _report(f"diagram {config.experiment}", diagram.diagram(config.experiment, config.x, _out(config), config.log))
     return 0
 
 
@@ -171,7 +178,7 @@ def trajectories_command(config: TrajectoriesConfig) -> int:
 
     _store_with_data()
     result = diagram.trajectories(config.experiment, config.search, list(config.c) or None, _out(config), config.log)
-    _report("trajectories", result, config.experiment)
+    _report("trajectories", result)
     return 0
 
 

@@ -230,13 +230,20 @@ def run(experiment: str, kind: str, params: Mapping[str, Any], **kwargs: Any) ->
 
 
 def log_artifact_run(
-    experiment: str, kind: str, params: Mapping[str, Any], metrics: Mapping[str, float], folder: Path | str
+    experiment: str, kind: str, params: Mapping[str, Any], metrics: Mapping[str, float], folder: Path | str,
+    run_name: str | None = None,
 ) -> str:
     """One run holding a folder of figures and tables as artifacts (tag phasediag.kind=kind)."""
-    with run(experiment, kind, params) as run_id:
+    with run(experiment, kind, params, run_name=run_name) as run_id:
         log_metrics(run_id, metrics)
         log_artifacts(run_id, folder)
     return run_id
+
+
+def experiment_of(run_id: str) -> str:
+    """The name of the experiment a run lives in (under `mlflow run`, the one MLflow chose)."""
+    client = _client()
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -140,7 +140,8 @@ def log_analysis(experiment: str, analysis: str, params: dict[str, Any], metrics
     with tempfile.TemporaryDirectory() as folder:
         for path in files:
             shutil.copy(path, Path(folder) / Path(path).name)
-        return tracking.log_artifact_run(experiment, ANALYSIS_KIND, {"analysis": analysis, **params}, metrics, folder)
+        return tracking.log_artifact_run(experiment, ANALYSIS_KIND, {"analysis": analysis, **params}, metrics, folder,
+                                          run_name=f"{analysis} {experiment}")  # fmt: skip
 
 
 def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log: bool = True) -> Output:

@@ -143,7 +143,7 @@ def run_uv(
         start = time.perf_counter()
         params = {"widths": ",".join(map(str, widths)), "inits": inits, "seed": seed, "c_step": c_step, "steps": steps,
                   "x_min": X_MIN, "x_max": X_MAX, "tau": TAU}
-        run_id = tracking.log_artifact_run(experiment, "uv", params, means, out)
+        run_id = tracking.log_artifact_run(experiment, "uv", params, means, out, run_name="uv model")
         seconds["log"] = time.perf_counter() - start
     return {"run_id": run_id, "out": out, "files": files, "means": means, "seconds": seconds}
 

@@ -146,7 +146,8 @@ def _worker_process(spec: SweepSpec, threads: int) -> None:
 def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, int]:
     """Run the sweep with `workers` local processes (plus any other machine sharing the storage)."""
     study = _claims(spec)
-    with tracking.run(spec.experiment, "sweep", {"study": spec.study_name, "searches": len(spec.points), "workers": workers}) as run_id:
+    with tracking.run(spec.experiment, "sweep", {"study": spec.study_name, "searches": len(spec.points), "workers": workers},
+                      run_name=f"sweep {spec.experiment}") as run_id:  # fmt: skip
         tracking.log_text(run_id, spec.source, "sweep.yaml")
         bar = tqdm(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search")
 
