@@ -1,8 +1,8 @@
 """The only module that knows MLflow: run, param, metric and tag names; logging; queries into pandas."""
 
+import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import urllib.error
@@ -14,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from phasediag.vocabulary import CONSTANTS
+
+log = logging.getLogger(__name__)
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 KIND_TAG = "phasediag.kind"  # run | search | sweep | analysis | uv | saturation
 SEARCH_TAG = "phasediag.search"  # the Optuna study name of a search, on the parent and its children
@@ -133,8 +136,8 @@ def start_run(
         project_run = client.get_run(run_id)
         chosen = client.get_experiment(project_run.info.experiment_id).name
         if chosen != experiment:  # MLflow chose the experiment before we ran; a run cannot be moved
-            print(f"phasediag: note: `mlflow run` put this run in experiment {chosen!r}, not {experiment!r}; "
-                  f"pass --experiment-name {experiment} to `mlflow run` to keep them together", file=sys.stderr)  # fmt: skip
+            log.warning("`mlflow run` put this run in experiment %r, not %r; pass --experiment-name %s to `mlflow run` "
+                        "to keep them together", chosen, experiment, experiment)  # fmt: skip
         logged = project_run.data.params
         params = {k: v for k, v in params.items() if k not in logged}
         if run_name:
@@ -250,7 +253,7 @@ def experiment_of(run_id: str) -> str:
 # Queries: one call per kind of data (paged search_runs for params and run metrics, bulk metric histories), into pandas.
 # The same code serves a SQLite/PostgreSQL store and an `mlflow server` (http).
 
-SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "n_runs", "hvps", "non_monotone")
+SEARCH_METRICS = ("lambda0", *CONSTANTS, "n_runs", "hvps", "non_monotone")
 RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier")
 X_TAG = "phasediag.x"  # log2 c of a search's child run
 NON_MONOTONE_TAG = "phasediag.non_monotone"

@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from phasediag.plots import subplots
+from phasediag.vocabulary import CONSTANTS
 
 REGIONS = (  # (label, colour) from left to right of a phase diagram, as in Fig. 3
     ("sharpness reduction", "#d9e8f5"),
@@ -335,7 +336,7 @@ def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, p
     ax.set_title("(c) interpolated loss", fontsize=10)
     ax.grid(alpha=0.25)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    constants = "  ".join(f"$c_{{{n[2:]}}}$ = {parent[n]:.3g}" for n in ("c_loss", "c_sharp", "c_max", "c_barrier")
+    constants = "  ".join(f"$c_{{{n[2:]}}}$ = {parent[n]:.3g}" for n in CONSTANTS
                           if n in parent and np.isfinite(parent[n]))  # fmt: skip
     who = ", ".join(f"{k} = {parent[k]}" for k in ("arch", "depth", "width", "seed", "dataset", "loss") if k in parent)
     fig.suptitle(f"Early training of {who}, $\\eta = c/\\lambda_0^H$, $\\lambda_0^H$ = {parent['lambda0']:.4g}\n"

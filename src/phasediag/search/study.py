@@ -142,7 +142,7 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
     """Train one c as a child run; measure only what the plan asks; return the four answers and the margins."""
     c = 2.0 ** config.x(plan.k)
     run_config = dataclasses.replace(config.run, c=c, barrier=plan.barrier)
-    tags = {tracking.SEARCH_TAG: config.study_name, "phasediag.x": f"{config.x(plan.k):.4f}"}
+    tags = {tracking.SEARCH_TAG: config.study_name, tracking.X_TAG: f"{config.x(plan.k):.4f}"}
     with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
         trial.set_user_attr("run_id", run_id)
         grid = config.mode == "grid"
@@ -191,7 +191,7 @@ def search(config: SearchConfig) -> SearchResult:
         raise
     tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
                                   "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip
-    tracking.set_tags(run_id, {"phasediag.non_monotone": ",".join(result.non_monotone) or "none"})
+    tracking.set_tags(run_id, {tracking.NON_MONOTONE_TAG: ",".join(result.non_monotone) or "none"})
     tracking.finish_run(run_id)
     return result
 
