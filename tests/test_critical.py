@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from phasediag.physics import critical
+from phasediag.vocabulary import CONSTANTS
 from phasediag.physics.critical import (
     DIVERGENCE_LOSS,
     aggregate,
@@ -327,5 +328,6 @@ def test_saturation_derivatives_short_grid():
     np.testing.assert_allclose(chi_prime, 2.0, atol=1e-9)
 
 
-def test_questions():
-    assert critical.QUESTIONS == ("loss", "sharp", "max", "barrier")
+def test_each_question_answers_one_constant():
+    """The ledger names the constant of question q c_q: the two vocabularies must line up."""
+    assert [f"c_{q}" for q in critical.QUESTIONS] == list(CONSTANTS)
