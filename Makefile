@@ -46,7 +46,7 @@ services:
 	$(call apt_install,command -v chromium >/dev/null,chromium,headless Chromium)
 
 test: setup services
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

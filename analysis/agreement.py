@@ -13,7 +13,8 @@ import time
 
 import pandas as pd
 
-from phasediag.search.study import CONSTANTS, SearchConfig, search
+from phasediag.search.study import SearchConfig, search
+from phasediag.vocabulary import CONSTANTS
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))

@@ -12,10 +12,11 @@ import argparse
 import pandas as pd
 
 from phasediag.reports import diagram
+from phasediag.vocabulary import DIAGRAM_AXES
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--experiment", default="demo")
-parser.add_argument("--x", default="auto", choices=diagram.X_CHOICES, help="y axis: 1/w (width) or d (depth)")
+parser.add_argument("--x", default="auto", choices=DIAGRAM_AXES, help="y axis: 1/w (width) or d (depth)")
 parser.add_argument("--out", default=None)
 parser.add_argument("--log", action="store_true", help="also log the files as an analysis run")
 args = parser.parse_args()

@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,4 +34,28 @@ def history(uri: str, run_id: str, metric: str) -> list[float]:
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = Path(REPO) / "sweeps" / "tiny.yaml"
+PHASEDIAG = str(Path(sys.executable).parent / "phasediag")
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> dict:
+    """sweeps/tiny.yaml trained once per test session, by `phasediag sweep --workers 2` in a folder of its own
+    (tracking store and Optuna storage there). Tests read it, or re-run the sweep to see that nothing is trained
+    again; none trains it from scratch. Returns folder, uri (tracking), storage (Optuna), spec and the result."""
+    folder = tmp_path_factory.mktemp("tiny-sweep")
+    uri = f"sqlite:///{folder}/mlruns.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_RUN_ID", None)
+    result = subprocess.run([PHASEDIAG, "sweep", str(TINY), "--workers", "2"], cwd=folder, env=env, capture_output=True,
+                            text=True, timeout=1200)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        from phasediag.search.sweep import SweepSpec
+
+        storage = SweepSpec.load(TINY).points[0].storage_url
+    return {"folder": folder, "uri": uri, "storage": storage, "spec": TINY, "result": result}
+
+
 from servers import mlflow_server, postgres_cluster, postgres_url  # noqa: F401,E402

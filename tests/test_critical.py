@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from phasediag.physics import critical
+from phasediag.vocabulary import CONSTANTS
 from phasediag.physics.critical import (
     DIVERGENCE_LOSS,
     aggregate,
@@ -424,5 +425,6 @@ def test_uv_c_crit_is_2_at_every_width_with_the_default_window():
         saturation_derivatives(np.log2(c), mean, variable="ln")
 
 
-def test_questions():
-    assert critical.QUESTIONS == ("loss", "sharp", "max", "barrier")
+def test_each_question_answers_one_constant():
+    """The ledger names the constant of question q c_q: the two vocabularies must line up."""
+    assert [f"c_{q}" for q in critical.QUESTIONS] == list(CONSTANTS)

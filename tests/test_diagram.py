@@ -4,7 +4,6 @@ Fast tests run on a hand-logged store (searches and children with known answers,
 functions); slow tests run the real tiny sweep, and compare the queries against an `mlflow server`."""
 
 import math
-import os
 from pathlib import Path
 
 import matplotlib.image
@@ -13,7 +12,6 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
 from phasediag.reports import claims
 from phasediag import cli
 from phasediag.reports import diagram
@@ -307,9 +305,9 @@ def test_trajectories_of_chosen_c_with_interpolations(fake, tmp_path, capsys):
     assert artifacts(run) == {p.name for p in tmp_path.iterdir()}
     # by run id, every child; a c that was not trained is an error naming the trained ones
     assert diagram.trajectories(FAKE, parent, out=tmp_path / "all", log=False).tables["trajectories"]["run_id"].nunique() == 7
-    assert cli.main(["trajectories", "--experiment", FAKE, "--search", parent, "--c", "1.0", "--no-log"]) == 2
+    assert cli.main(["trajectories", "--experiment", FAKE, "--search", parent, "--c", "1.0", "--log", "false"]) == 2
     assert "c=1 was not trained" in capsys.readouterr().err
-    assert cli.main(["trajectories", "--experiment", FAKE, "--search", "nope", "--no-log"]) == 2
+    assert cli.main(["trajectories", "--experiment", FAKE, "--search", "nope", "--log", "false"]) == 2
 
 
 # --- claims ---------------------------------------------------------------------------------------------------------------
@@ -335,8 +333,10 @@ def test_claims_command_prints_and_logs_markdown(fake, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_tiny_sweep_diagram_trajectories_claims(store, tmp_path):
-    assert cli.main(["sweep", os.path.join(REPO, "sweeps", "tiny.yaml")]) == 0
+def test_tiny_sweep_diagram_trajectories_claims(tiny_sweep, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_sweep["uri"])
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
     assert cli.main(["diagram", "--experiment", "tiny"]) == 0  # default out: out/tiny; one width: x = depth
     out = tmp_path / "out" / "tiny"
     check_diagram_against_recomputation("tiny", out, "depth")
@@ -409,15 +409,3 @@ def test_censored_flags_reach_the_tables_and_the_relations_plot(tmp_path):
     check_png(path)
     hollow = phase_plots._censored(frame, "c_loss") | phase_plots._censored(frame, "c_sharp")
     assert hollow.tolist() == [False, True, True, False]
-
-
-def test_claims_count_censored_seeds():
-    table = hand_table()
-    flags = np.zeros(len(table))
-    table["c_loss_censored"], table["c_sharp_censored"] = flags, flags.copy()
-    table.loc[[0, 3], "c_sharp_censored"] = 1.0
-    table.loc[3, "c_loss_censored"] = 1.0
-    (row,) = [r for r in claims.evaluate(table).itertuples() if r.claim.startswith("seeds with a censored")]
-    assert row.measured == 2 and row.result == claims.INFO and row.detail == f"2/{len(table)} seeds; c_loss: 1, c_sharp: 2"
-    (old,) = [r for r in claims.evaluate(hand_table()).itertuples() if r.claim.startswith("seeds with a censored")]
-    assert old.result == claims.NO_DATA

@@ -17,7 +17,7 @@ from phasediag.physics import critical
 from phasediag.run import runner
 from phasediag.physics import uvmodel
 from phasediag.run.config import RunConfig
-from phasediag.reports.saturation import SaturationConfig, curve, parse_seeds, run_saturation
+from phasediag.reports.saturation import SaturationConfig, curve, run_saturation
 
 UV = ["--arch", "uv", "--depth", "2", "--dataset", "uv", "--batch_size", "0", "--accelerator", "cpu"]
 FCN = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",
@@ -33,7 +33,7 @@ def uv_config(width: int, seeds, **changes) -> SaturationConfig:
 @pytest.mark.parametrize("width", [32, 512])
 def test_uv_c_crit_is_near_2(tmp_path, width):
     """App. B.2 / Fig. 10: c_crit = 2 for every width (here 3 inits, c <= 3.5 as in the paper)."""
-    result = run_saturation(uv_config(width, range(3), x_min=0.7, window=5, out=str(tmp_path)), log=False)
+    result = run_saturation(uv_config(width, range(3), x_min=0.7, window=5, out=str(tmp_path), log=False))
     assert 2**0.85 <= result.c_crit <= 2**1.15, result.curve
     below = result.curve[result.curve["c"] < 1.7]
     assert (below["mean"] > 0.9).all()  # stage (1): flat below c = 2
@@ -42,8 +42,8 @@ def test_uv_c_crit_is_near_2(tmp_path, width):
 
 def test_uv_ratio_equals_closed_form_over_the_window(tmp_path):
     """The trained uv model against uvmodel's exact GD: <lambda_t / lambda_0> over t in [tau - 5, tau + 5]."""
-    config = uv_config(64, [3], x_min=0.0, x_max=1.7, tau_fixed=30, out=str(tmp_path))  # 18 points, tau = 30: quick
-    result = run_saturation(config, log=False)
+    config = uv_config(64, [3], x_min=0.0, x_max=1.7, tau_fixed=30, out=str(tmp_path), log=False)  # 18 points, tau = 30: quick
+    result = run_saturation(config)
     init = runner.initialize(RunConfig(arch="uv", depth=2, width=64, dataset="uv", batch_size=0, seed=3))
     state = uvmodel.state_from_vectors(init.model.u.detach().double().numpy(), init.model.v.detach().double().numpy())
     lambda0 = float(uvmodel.sharpness(state, 64))
@@ -66,8 +66,8 @@ def test_sharpness_is_measured_only_in_the_window(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "train", spy)
     run = RunConfig.from_strings({k.removeprefix("--"): v for k, v in zip(FCN[::2], FCN[1::2])})
     config = SaturationConfig(run=run, seeds=(0,), x_min=0.0, x_max=2.0, x_step=0.5, tau_constant=20, window=3,
-                              polyorder=2, out=str(tmp_path))  # fmt: skip
-    result = run_saturation(config, log=False)
+                              polyorder=2, out=str(tmp_path), log=False)  # fmt: skip
+    result = run_saturation(config)
     table = result.table
     assert list(table["tau"]) == [20, 14, 10, 7, 5]  # round(20 / 2^x), x = 0, 0.5, ..., 2
     assert list(table["t_first"]) == [15, 9, 5, 2, 1] and list(table["t_last"]) == [25, 19, 15, 12, 10]
@@ -150,7 +150,7 @@ def test_cli_logs_one_run_whose_csv_equals_the_metric(store, capsys, tmp_path):
         (["--x_min", "1", "--x_max", "1"], ["x_max=1.0"]),
         (["--seeds"], ["seeds is empty"]),
         (["--seeds", ""], ["seeds is empty"]),
-        (["--seeds", "a", "b"], ["seeds='a b'"]),
+        (["--seeds", "a", "b"], ["seeds='a'", "list of int"]),
         (["--seeds", "1", "1"], ["repeats"]),
         (["--x_step", "0"], ["x_step=0.0"]),
         (["--window", "6"], ["window=6", "odd"]),
@@ -185,7 +185,9 @@ def test_tau_and_seed_parsing():
     assert SaturationConfig(run=run).fit_max == pytest.approx(math.log2(3.5))
     assert SaturationConfig(run=run, x_fit_max=1.5).fit_max == 1.5 and SaturationConfig(run=RunConfig()).fit_max is None
     assert SaturationConfig(run=run).params()["variable"] == "c"
-    assert parse_seeds(["0..4"]) == (0, 1, 2, 3, 4) and parse_seeds("0, 2 5") == (0, 2, 5) and parse_seeds([]) == ()
+    uv = {"arch": "uv", "depth": 2, "width": 8, "dataset": "uv", "batch_size": 0}
+    assert SaturationConfig.from_strings({**uv, "seeds": "0..4"}).seeds == (0, 1, 2, 3, 4)
+    assert SaturationConfig.from_strings({**uv, "seeds": "0, 2 5"}).seeds == (0, 2, 5)
 
 
 @pytest.mark.slow

@@ -36,7 +36,8 @@ from phasediag.reports import uv as uv_report
 from phasediag.run.callbacks import evaluate
 from phasediag.run.config import RunConfig
 from phasediag.physics.losses import LOSSES
-from phasediag.search.study import CONSTANTS, SearchConfig, search
+from phasediag.search.study import SearchConfig, search
+from phasediag.vocabulary import CONSTANTS
 
 # --- section A settings
 FOUNDATION = dict(arch="fcn", depth=8, width=512, dataset="fashion_mnist", subset=2048, loss="mse", c=2.0,
@@ -46,7 +47,6 @@ RUN_ORDER = ("paper", "default", "default", "paper")  # ABBA: cancels a linear d
 REFERENCE_TOL, REFERENCE_MAX_ITER = 1e-7, 300
 TARGET_HVP_RATIO, TARGET_ERROR, TARGET_HVP_SHARE = 2.2, 1e-3, 1 / 3
 
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's, once per run
 
 
 def _sync(device: torch.device) -> None:
@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated section letters to run (default: all)")
     parser.add_argument("--data_dir", default="data", help="where Fashion-MNIST is (as for `phasediag data`)")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's, once per run
     wanted = {s.strip().upper() for s in args.sections.split(",")}
     for key, title, fn in SECTIONS:
         if key in wanted:

@@ -4,6 +4,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -20,7 +21,9 @@ from typing import Any
 import pandas as pd
 
 from phasediag import signals
+from phasediag.vocabulary import CONSTANTS
 
+log = logging.getLogger(__name__)
 KIND_TAG = "phasediag.kind"  # run | search | sweep | analysis | uv | saturation
 SEARCH_TAG = "phasediag.search"  # the Optuna study name of a search, on the parent and its children
 TRIAL_TAG = "phasediag.trial"  # the Optuna trial number of a search's child run (found by it if the trial never learnt the run id)
@@ -230,8 +233,8 @@ def start_run(
         project_run = client.get_run(run_id)
         chosen = client.get_experiment(project_run.info.experiment_id).name
         if chosen != experiment:  # MLflow chose the experiment before we ran; a run cannot be moved
-            print(f"phasediag: note: `mlflow run` put this run in experiment {chosen!r}, not {experiment!r}; "
-                  f"pass --experiment-name {experiment} to `mlflow run` to keep them together", file=sys.stderr)  # fmt: skip
+            log.warning("`mlflow run` put this run in experiment %r, not %r; pass --experiment-name %s to `mlflow run` "
+                        "to keep them together", chosen, experiment, experiment)  # fmt: skip
         experiment_id(chosen)  # tag its kind
         logged = project_run.data.params
         params = {k: v for k, v in params.items() if k not in logged}
@@ -375,21 +378,28 @@ def run(experiment: str, kind: str, params: Mapping[str, Any], **kwargs: Any) ->
 
 
 def log_artifact_run(
-    experiment: str, kind: str, params: Mapping[str, Any], metrics: Mapping[str, float], folder: Path | str
+    experiment: str, kind: str, params: Mapping[str, Any], metrics: Mapping[str, float], folder: Path | str,
+    run_name: str | None = None,
 ) -> str:
     """One run holding a folder of figures and tables as artifacts (tag phasediag.kind=kind)."""
-    with run(experiment, kind, params) as run_id:
+    with run(experiment, kind, params, run_name=run_name) as run_id:
         log_metrics(run_id, metrics)
         log_artifacts(run_id, folder)
     return run_id
+
+
+def experiment_of(run_id: str) -> str:
+    """The name of the experiment a run lives in (under `mlflow run`, the one MLflow chose)."""
+    client = _client()
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Queries through MLflow's public API (mlflow.search_runs into pandas; metric histories by a thread pool over the
 # client), typed. The same code serves a SQLite/PostgreSQL store and an `mlflow server` (http).
 
-SEARCH_METRICS = ("lambda0", "c_loss", "c_sharp", "c_max", "c_barrier", "c_loss_censored", "c_sharp_censored",
-                  "c_barrier_censored", "n_runs", "hvps", "non_monotone")
+SEARCH_METRICS = ("lambda0", *CONSTANTS, "c_loss_censored", "c_sharp_censored", "c_barrier_censored", "n_runs", "hvps",
+                  "non_monotone")
 RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier", "lambda0_residual",
                "sharpness_residual_max")
 X_TAG = "phasediag.x"  # log2 c of a search's child run

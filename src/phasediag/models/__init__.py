@@ -6,17 +6,13 @@ import numbers
 import torch
 from torch import nn
 
-from .cnn import POOL_AFTER, MyrtleCNN, pool_after
+from phasediag.vocabulary import ARCHS, CNN_DEPTHS, OUTPUTS, PARAMS, RESNET_DEPTHS
+
+from .cnn import MyrtleCNN, pool_after
 from .fcn import FCN, Dense
-from .resnet import STAGES, ResNet
+from .resnet import ResNet
 from .uv import UV
 from .wrappers import Centered, Scaled, zero_readout_
-
-ARCHS = ("fcn", "cnn", "resnet", "uv")
-OUTPUTS = ("plain", "centered", "zero_readout")
-PARAMS = ("sp", "ntp")
-CNN_DEPTHS = tuple(POOL_AFTER)
-RESNET_DEPTHS = tuple(STAGES)
 
 __all__ = ["ARCHS", "OUTPUTS", "PARAMS", "CNN_DEPTHS", "RESNET_DEPTHS", "build_model",
            "FCN", "MyrtleCNN", "ResNet", "UV", "Dense", "Centered", "Scaled"]

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import savgol_filter
 
+from phasediag.physics.grid import SAVGOL_WINDOW
+from phasediag.vocabulary import DERIVATIVE_VARIABLES
+
 DIVERGENCE_LOSS = 1e5  # K of Def. 1
 QUESTIONS = ("loss", "sharp", "max", "barrier")  # one yes/no per trial: increase of L, of lambda, divergence, U > 0
 
@@ -145,8 +148,7 @@ def polyfit_curve(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     return np.poly1d(np.polyfit(x[keep], y[keep], deg))
 
 
-SAVGOL_WINDOW = 7  # grid points (0.6 in log2 c at the paper's 0.1 step): gives the paper's c_crit = 2 on the uv model
-VARIABLES = ("c", "log2c")  # what Def. 4 differentiates in: c (the paper) or x = log2 c
+
 
 
 def saturation_derivatives(
@@ -158,8 +160,8 @@ def saturation_derivatives(
     d/dc follows from d/dx by the chain rule (c = 2^x, dc/dx = c ln 2), on the same points, without resampling:
     dy/dc = y_x / (c ln 2), d^2y/dc^2 = (y_xx - ln 2 y_x) / (c ln 2)^2.
     """
-    if variable not in VARIABLES:
-        raise ValueError(f"variable={variable!r} is not allowed: use one of {', '.join(VARIABLES)}")
+    if variable not in DERIVATIVE_VARIABLES:
+        raise ValueError(f"variable={variable!r} is not allowed: use one of {', '.join(DERIVATIVE_VARIABLES)}")
     x = np.asarray(x, dtype=float)
     y = np.asarray(order_parameter, dtype=float)
     delta = float(np.mean(np.diff(x)))

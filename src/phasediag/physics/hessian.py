@@ -31,9 +31,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from phasediag.vocabulary import HVP_MODES
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-HVP_MODES = ("cached", "jvp", "double_backward")
 METHODS = ("lanczos", "power", "eigsh")
 
 

@@ -11,9 +11,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy.special import gammaln
 
-from phasediag.physics import critical
-
-C_FIT_MAX = 3.5  # the paper removes larger c before taking Def. 4's derivatives (App. B)
+from phasediag.physics import critical, grid
+C_FIT_MAX = grid.UV_C_FIT_MAX  # the paper removes larger c before taking Def. 4's derivatives (App. B)
 Scaling = Literal["c", "k"]  # eta = c / lambda_0 or eta = k / tr(H_0)
 
 
@@ -36,8 +35,7 @@ def sample(width: int, inits: int, seed: int) -> State:
 
 def log2_grid(x_min: float, x_max: float, step: float) -> np.ndarray:
     """c = 2^x for x = x_min, x_min + step, ..., x_max (x rounded so that e.g. x = 2 gives exactly c = 4)."""
-    x = np.round(x_min + step * np.arange(int(np.floor((x_max - x_min) / step + 1e-9)) + 1), 10)
-    return 2.0**x
+    return 2.0 ** np.array(grid.log2_points(x_min, x_max, step))
 
 
 def output(state: State, width: int) -> np.ndarray:

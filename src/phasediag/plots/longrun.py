@@ -3,14 +3,12 @@
 import math
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from matplotlib import colormaps
+import pandas as pd
 
-from phasediag.physics import regimes  # noqa: E402
+from phasediag.physics import regimes
+from phasediag.plots import subplots
 
 SHADES = ("#fde0c5", "#d9ead3", "#cfe2f3", "#ead1dc")  # (i)-(iv)
 NUMERALS = ("i", "ii", "iii", "iv")
@@ -28,9 +26,9 @@ def longrun(table: pd.DataFrame, regime_table: pd.DataFrame, path: Path, title: 
 
     The regimes of the reference c are shaded and numbered; every c's boundaries are dotted lines in its colour.
     """
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     cs = sorted(table["c"].unique())
-    colours = {c: plt.get_cmap("plasma")(0.85 * i / max(len(cs) - 1, 1)) for i, c in enumerate(cs)}
+    colours = {c: colormaps["plasma"](0.85 * i / max(len(cs) - 1, 1)) for i, c in enumerate(cs)}
     t_end = float(table["step"].max())
     for c, rows in table[table["step"] >= 1].groupby("c"):
         meta = regime_table[regime_table["c"] == c].iloc[0]
@@ -67,5 +65,4 @@ def longrun(table: pd.DataFrame, regime_table: pd.DataFrame, path: Path, title: 
     names = ", ".join(f"({n}) {name}" for n, name in zip(NUMERALS, regimes.REGIMES))
     fig.suptitle(f"{title}\nregimes shaded for c = {shade['c']:g}: {names}", fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

@@ -1,5 +1,5 @@
 """Figures of the phase diagram (Figs. 3, 4, 6 and c_barrier) and of training trajectories (Figs. 1, 2), from the
-tables of diagram. matplotlib, Agg backend; every function writes one PNG and returns its path."""
+tables of diagram. matplotlib; every function writes one PNG and returns its path."""
 
 import math
 import textwrap
@@ -7,13 +7,16 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+from phasediag.plots import subplots
+from phasediag.vocabulary import CONSTANTS
 
 REGIONS = (  # (label, colour) from left to right of a phase diagram, as in Fig. 3
     ("sharpness reduction", "#d9e8f5"),
@@ -32,7 +35,7 @@ Y_COLUMN = {"width": "inv_width", "depth": "depth"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _suptitle(fig: plt.Figure, text: str, fontsize: float = 10) -> None:
+def _suptitle(fig: Figure, text: str, fontsize: float = 10) -> None:
     """A figure title wrapped to the figure's width (long experiment descriptions on one-panel figures)."""
     chars = int(fig.get_figwidth() * 15)
     fig.suptitle("\n".join(textwrap.fill(line, chars) for line in text.split("\n")), fontsize=fontsize)
@@ -43,9 +46,8 @@ def _integer_ticks(axis, values) -> None:
     axis.set_major_locator(FixedLocator(sorted(set(int(v) for v in values))))
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
@@ -67,7 +69,7 @@ def log2_axis(axis, low: float, high: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _c_axis(ax: plt.Axes, which: str, low: float, high: float) -> None:
+def _c_axis(ax: Axes, which: str, low: float, high: float) -> None:
     if which == "x":
         ax.set_xscale("log", base=2)
         ax.set_xlim(low, high)
@@ -118,18 +120,18 @@ def _title(panel: list[str], values: tuple) -> str:
     return ", ".join(f"{short.get(k, k)} = {v}" for k, v in zip(panel, values))
 
 
-def _grid(n: int, width: float = 4.6, height: float = 3.8) -> tuple[plt.Figure, np.ndarray]:
+def _grid(n: int, width: float = 4.6, height: float = 3.8) -> tuple[Figure, np.ndarray]:
     if n == 1:  # one panel: wide enough for the title and the legend
         width, height = 6.6, 4.4
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat[:n]
 
 
-def _label_widths(ax: plt.Axes, widths: np.ndarray, top: float) -> None:
+def _label_widths(ax: Axes, widths: np.ndarray, top: float) -> None:
     """Right-hand ticks naming the widths at their 1/w (skipping labels that would overlap)."""
     right = ax.twinx()
     right.set_ylim(ax.get_ylim())
@@ -198,10 +200,10 @@ def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, titl
     """Fig. 4: per seed, c_sharp against c_loss and c_max against c_sharp, with y = x; colour = width (or depth),
     marker = the other variable (and any other varied parameter); hollow where a plotted constant is censored (its
     phase has zero width: it met the divergence first, critical.censor)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = subplots(1, 2, figsize=(10, 4.6))
     low, high = _c_range([per_seed], ["c_loss", "c_sharp", "c_max"], pad=1.15)
     colour_values = sorted(per_seed[x].unique())
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps.get_cmap("viridis")
     colours = {v: cmap(0.9 * i / max(len(colour_values) - 1, 1)) for i, v in enumerate(colour_values)}
     marker_groups = list(per_seed.groupby(panel, sort=True)) if panel else [((), per_seed)]
     markers = {(k if isinstance(k, tuple) else (k,)): MARKERS[i % len(MARKERS)] for i, (k, _) in enumerate(marker_groups)}
@@ -282,7 +284,7 @@ def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str],
 
 def _c_colours(cs: np.ndarray) -> dict[float, tuple]:
     cs = sorted(set(float(c) for c in cs))
-    cmap = plt.get_cmap("plasma")
+    cmap = matplotlib.colormaps.get_cmap("plasma")
     if len(cs) == 1:
         return {cs[0]: cmap(0.2)}
     low, high = math.log2(cs[0]), math.log2(cs[-1])
@@ -299,7 +301,7 @@ def _plain_log_ticks(axis) -> None:
 def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, path: Path) -> Path:
     """Fig. 2: (a) loss and (b) sharpness against step t, one line per c, 2/eta dashed in (b); (c) interpolated loss
     L((1-s) theta_0 + s theta_T) against s. One legend (colour = c) for the three panels."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    fig, axes = subplots(1, 3, figsize=(16, 4.6))
     colours = _c_colours(table["c"].unique())
     handles, without_sharpness = [], 0
     for (c, diverged), rows in table.groupby(["c", "diverged"], sort=True):
@@ -346,7 +348,7 @@ def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, p
     ax.set_title("(c) interpolated loss", fontsize=10)
     ax.grid(alpha=0.25)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    constants = "  ".join(f"$c_{{{n[2:]}}}$ = {parent[n]:.3g}" for n in ("c_loss", "c_sharp", "c_max", "c_barrier")
+    constants = "  ".join(f"$c_{{{n[2:]}}}$ = {parent[n]:.3g}" for n in CONSTANTS
                           if n in parent and np.isfinite(parent[n]))  # fmt: skip
     who = ", ".join(f"{k} = {parent[k]}" for k in ("arch", "depth", "width", "seed", "dataset", "loss") if k in parent)
     fig.suptitle(f"Early training of {who}, $\\eta = c/\\lambda_0^H$, $\\lambda_0^H$ = {parent['lambda0']:.4g}\n"

@@ -1,19 +1,19 @@
-"""Fig. 5 of the paper: the intermediate saturation regime. matplotlib, Agg backend."""
+"""Fig. 5 of the paper: the intermediate saturation regime. matplotlib."""
 
 import math
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+
+from phasediag.plots import subplots
 
 
 def chi_labels(variable: str) -> tuple[str, str]:
-    """Axis labels of chi and chi' that name the variable differentiated in (critical.VARIABLES)."""
+    """Axis labels of chi and chi' that name the variable differentiated in (vocabulary.DERIVATIVE_VARIABLES)."""
     d = "dc" if variable == "c" else "d\\log_2 c"
     return (f"$\\chi_\\tau = -d\\langle\\lambda_\\tau/\\lambda_0\\rangle/{d}$",
             f"$\\chi'_\\tau = -d^2\\langle\\lambda_\\tau/\\lambda_0\\rangle/{d}^2$")
@@ -36,7 +36,7 @@ def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", 
 
     `curve`: the columns of saturation.curve (c, mean, std, in_fit, chi, chi_prime); `table`: per (seed, c) rows.
     """
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = subplots(1, 3, figsize=(15, 4))
     c = curve["c"].to_numpy(float)
     mean, std = curve["mean"].to_numpy(float), curve["std"].to_numpy(float)
     fit = curve["in_fit"].to_numpy(bool)
@@ -64,5 +64,4 @@ def saturation(curve: pd.DataFrame, c_crit: float, path: Path, title: str = "", 
     axes[2].legend(fontsize=7)
     fig.suptitle(title or "intermediate saturation: $c_{crit}$ = argmax $\\chi'_\\tau$")
     fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)

@@ -4,21 +4,20 @@ the chi' peak per width. matplotlib, Agg backend."""
 import math
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from matplotlib import colormaps
+import pandas as pd
 
-from phasediag.plots.saturation import c_panels  # noqa: E402
+from phasediag.plots.saturation import c_panels
+from phasediag.plots import subplots
 
 
 def saturation_widths(curves: pd.DataFrame, summary: pd.DataFrame, path: Path, title: str = "") -> Path:
     """(a) mean over seeds with a std band, (b) chi, (c) chi' (fitted points), one colour per width; a solid line at
     each width's c_crit, the chi' peak's full width at half maximum as a bar at half height in (c), c = 2 dashed."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     widths = sorted(curves["width"].unique())
-    colours = {w: plt.get_cmap("viridis")(0.9 * i / max(len(widths) - 1, 1)) for i, w in enumerate(widths)}
+    colours = {w: colormaps["viridis"](0.9 * i / max(len(widths) - 1, 1)) for i, w in enumerate(widths)}
     for width, curve in curves.groupby("width", sort=True):
         meta = summary[summary["width"] == width].iloc[0]
         colour = colours[width]
@@ -43,5 +42,4 @@ def saturation_widths(curves: pd.DataFrame, summary: pd.DataFrame, path: Path, t
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "intermediate saturation against width", fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

@@ -1,35 +1,36 @@
-"""Figures of the uv model (Figs. 7, 8, 10, 11 of the paper) from the tables of reports.uv. matplotlib, Agg backend."""
+"""Figures of the uv model (Figs. 7, 8, 10, 11 of the paper) from the tables of reports.uv. matplotlib."""
 
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.colors import LogNorm
 
-from phasediag.physics import critical  # noqa: E402
-from phasediag.physics import uvmodel  # noqa: E402
-from phasediag.plots.phase import REGIONS  # noqa: E402  (the same colours as the networks' phase diagrams)
-from phasediag.plots.saturation import c_panels, chi_labels  # noqa: E402
+from phasediag.physics import critical
+from phasediag.physics import uvmodel
+from phasediag.plots.phase import REGIONS  # the same colours as the networks' phase diagrams
+from phasediag.plots import subplots
+from phasediag.plots.saturation import c_panels, chi_labels
 MARKERS = {"loss": ("o", "tab:blue"), "sharp": ("s", "tab:red"), "max": ("^", "black")}
 
 
 def _width_colours(widths) -> dict[int, tuple]:
     widths = sorted(set(int(w) for w in widths))
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps.get_cmap("viridis")
     return {w: cmap(i / max(len(widths) - 1, 1)) for i, w in enumerate(widths)}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
-def _phase_panel(ax: plt.Axes, summary: pd.DataFrame, names: dict[str, str], symbol: str, title: str) -> None:
+def _phase_panel(ax: Axes, summary: pd.DataFrame, names: dict[str, str], symbol: str, title: str) -> None:
     """One phase diagram: means with 25-75% bars against 1/w, quadratic fits in 1/w, filled phases, 2 dashed."""
     y = 1.0 / summary["width"].to_numpy(float)
     ys = np.linspace(0.0, 1.05 * y.max(), 200)
@@ -60,7 +61,7 @@ def _phase_panel(ax: plt.Axes, summary: pd.DataFrame, names: dict[str, str], sym
 
 def phase_diagrams(summary: pd.DataFrame, path: Path) -> Path:
     """Fig. 7 (a, b, c) from critical.aggregate of the constants by width."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = subplots(1, 3, figsize=(15, 4.2))
     panels = [
         ({"loss": "c_loss", "sharp": "c_sharp", "max": "c_max"}, "c",
          "(a) sharpness $\\lambda^H_t$, $\\eta = c/\\lambda^H_0$"),
@@ -79,7 +80,7 @@ def phase_diagrams(summary: pd.DataFrame, path: Path) -> Path:
 def trajectories(table: pd.DataFrame, path: Path) -> Path:
     """Fig. 8: GD paths in the (tr H, weight correlation) plane over the loss at |u| = |v| (darker = smaller loss)."""
     widths, cs = sorted(table["width"].unique(), reverse=True), sorted(table["c"].unique())
-    fig, axes = plt.subplots(len(widths), len(cs), figsize=(5 * len(cs), 4 * len(widths)), squeeze=False,
+    fig, axes = subplots(len(widths), len(cs), figsize=(5 * len(cs), 4 * len(widths)), squeeze=False,
                              layout="constrained")
     for row, width in zip(axes, widths):
         rows = table[table["width"] == width]
@@ -106,7 +107,7 @@ def trajectories(table: pd.DataFrame, path: Path) -> Path:
 
 def saturation(table: pd.DataFrame, path: Path, variable: str = "c") -> Path:
     """Fig. 10: <lambda_tau / lambda_0> against c (std band), chi and chi' with c_crit per width."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = subplots(1, 3, figsize=(15, 4))
     colours = _width_colours(table["width"])
     for width, rows in table.groupby("width"):
         colour, c = colours[width], rows["c"].to_numpy()
@@ -126,7 +127,7 @@ def saturation(table: pd.DataFrame, path: Path, variable: str = "c") -> Path:
 
 def first_step(table: pd.DataFrame, constants: pd.DataFrame, path: Path) -> Path:
     """Fig. 11: (a) Eq. 16, (b) simulated <L1/L0> with std band, against k; (c) lambda0 and tr(H0) against width."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = subplots(1, 3, figsize=(15, 4))
     colours = _width_colours(table["width"])
     k_dense = np.linspace(0.0, 5.0, 400)
     for width, rows in table.groupby("width"):

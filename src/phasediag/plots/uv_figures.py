@@ -4,21 +4,21 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from matplotlib import colormaps
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-from phasediag.physics.critical import DIVERGENCE_LOSS  # noqa: E402
+from phasediag.physics.critical import DIVERGENCE_LOSS
+from phasediag.plots import subplots
 
 
 def trajectories(paths: pd.DataFrame, constants: pd.DataFrame, path: Path) -> Path:
     """Fig. 9: one row per width, (loss ratio, sharpness ratio) against t, one colour per c; diverged c dotted."""
     widths = list(constants["width"])
-    fig, axes = plt.subplots(len(widths), 2, figsize=(11, 3.6 * len(widths)), squeeze=False, layout="constrained")
+    fig, axes = subplots(len(widths), 2, figsize=(11, 3.6 * len(widths)), squeeze=False, layout="constrained")
     cs = sorted(paths["c"].unique())
-    colours = {c: plt.get_cmap("coolwarm")(i / max(len(cs) - 1, 1)) for i, c in enumerate(cs)}
+    colours = {c: colormaps["coolwarm"](i / max(len(cs) - 1, 1)) for i, c in enumerate(cs)}
     for row, (_, meta) in zip(axes, constants.iterrows()):
         rows = paths[paths["width"] == meta["width"]]
         for c, one in rows.groupby("c"):
@@ -38,7 +38,6 @@ def trajectories(paths: pd.DataFrame, constants: pd.DataFrame, path: Path) -> Pa
     axes[0][1].legend(fontsize=7, ncol=2, title="dotted: diverged", title_fontsize=7)
     fig.suptitle("uv model, GD on (x, y) = (1, 0): early trajectories at $\\eta = c / \\lambda^H_0$", fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -46,9 +45,9 @@ def relations(constants: pd.DataFrame, order: pd.DataFrame, path: Path) -> Path:
     """Fig. 12: per initialisation c_sharp against c_loss and c_max against c_sharp (colour = width, y = x dashed),
     and per width the fraction of initialisations with c_loss <= c_sharp <= c_max (bar) and with c_sharp allowed
     one grid step above c_max (a divergence is a 'yes' to every question: black tick)."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     widths = sorted(constants["width"].unique())
-    colours = {w: plt.get_cmap("viridis")(0.9 * i / max(len(widths) - 1, 1)) for i, w in enumerate(widths)}
+    colours = {w: colormaps["viridis"](0.9 * i / max(len(widths) - 1, 1)) for i, w in enumerate(widths)}
     jitter = np.random.default_rng(0)  # the constants sit on a grid: spread the dots a little to show how many
     for width, rows in constants.groupby("width"):
         spread = 2 ** (0.02 * jitter.standard_normal((2, len(rows))))
@@ -76,5 +75,4 @@ def relations(constants: pd.DataFrame, order: pd.DataFrame, path: Path) -> Path:
         axes[2].text(x, fraction / 2, f"{fraction:.3f}\n(n={n})", ha="center", va="center", fontsize=7, color="white")
     fig.suptitle("uv model: critical constants of each initialisation (one dot each, jittered by 2 %)", fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

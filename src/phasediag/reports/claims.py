@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from phasediag.physics import critical, trends
+from phasediag.vocabulary import ZERO_OUTPUTS
 
 BAND = (1.5, 3.0)
 XENT_CRIT_BAND = (1.5, 5.0)
@@ -36,7 +37,6 @@ INEQUALITY_PASS = 0.8
 CURVE_BOOT = 200  # bootstrap redraws for the chi' width (each one smooths every run's curve again)
 SMALL_C_X = 0.0  # "lambda_tau at small c": the mean over c <= 2^SMALL_C_X = 1 (stage 1 of Sec. 3 is c < 2)
 GRID_STEP = 0.1  # the uv job's grid step in log2 c
-ZERO_OUTPUTS = ("centered", "zero_readout")
 CENSORED = ("c_loss_censored", "c_sharp_censored", "c_barrier_censored")
 COLUMNS = ["figure", "claim", "scope", "measured", "low", "high", "expected", "result", "detail"]
 PASS, FAIL, NO_DATA, COUNT = "pass", "fail", "no data", "count"

@@ -20,11 +20,10 @@ import pandas as pd
 from phasediag.physics import critical
 from phasediag import tracking
 from phasediag.run.config import ConfigError
+from phasediag.vocabulary import CONSTANTS, DIAGRAM_AXES
 
-CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
 PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
 CENSORED = ("c_loss_censored", "c_sharp_censored", "c_barrier_censored")  # 0/1 per seed (critical.censor)
-X_CHOICES = ("auto", "width", "depth")
 Y_COLUMN = {"width": "inv_width", "depth": "depth"}  # the vertical axis of a phase diagram: 1/w or d
 # Columns of tracking.searches() that are not parameters of the search (so never a grouping key).
 NOT_PARAMS = {"run_id", "study", "status", "run_name", "start_time", "end_time", "non_monotone_questions", "seed",
@@ -85,8 +84,8 @@ def _warn_missing_seeds(experiment: str, found: pd.DataFrame, done: pd.DataFrame
 
 def choose_x(constants: pd.DataFrame, x: str = "auto") -> str:
     """'width' (y = 1/w) or 'depth' (y = d). auto: width if several widths exist, else depth if several depths."""
-    if x not in X_CHOICES:
-        raise ConfigError(f"x={x!r} is not allowed: use one of {', '.join(X_CHOICES)}")
+    if x not in DIAGRAM_AXES:
+        raise ConfigError(f"x={x!r} is not allowed: use one of {', '.join(DIAGRAM_AXES)}")
     if x != "auto":
         return x
     if constants["width"].nunique() > 1 or constants["depth"].nunique() <= 1:
@@ -170,7 +169,8 @@ def log_analysis(experiment: str, analysis: str, params: dict[str, Any], metrics
     with tempfile.TemporaryDirectory() as folder:
         for path in files:
             shutil.copy(path, Path(folder) / Path(path).name)
-        return tracking.log_artifact_run(experiment, ANALYSIS_KIND, {"analysis": analysis, **params}, metrics, folder)
+        return tracking.log_artifact_run(experiment, ANALYSIS_KIND, {"analysis": analysis, **params}, metrics, folder,
+                                          run_name=f"{analysis} {experiment}")  # fmt: skip
 
 
 def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log: bool = True) -> Output:

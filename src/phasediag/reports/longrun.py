@@ -15,70 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from phasediag.physics import regimes
-from phasediag.run.config import ConfigError, RunConfig
+from phasediag.reports.config import LongrunConfig
 
-# RunConfig fields that mean nothing here: c is a list, steps follow from epochs, the schedule is the paper's.
-RUN_FIELDS_UNUSED = ("c", "steps", "schedule", "barrier", "log_checkpoints")
 FILES = ("longrun.csv", "longrun_regimes.csv", "longrun.png")
 COLUMNS = ("loss", "accuracy", "sharpness", "eta_sharpness", "batch_loss")
-
-
-def parse_floats(name: str, items: list[str] | tuple | str) -> tuple[float, ...]:
-    """'1 2 4', '1,2,4' or ['1', '2'] -> (1.0, 2.0, ...)."""
-    tokens = [t for item in ([items] if isinstance(items, str) else items) for t in str(item).replace(",", " ").split()]
-    try:
-        return tuple(float(t) for t in tokens)
-    except ValueError:
-        raise ConfigError(f"{name}={' '.join(tokens)!r} is not a list of numbers") from None
-
-
-@dataclass(frozen=True)
-class LongrunConfig:
-    run: RunConfig  # model, data, seed and training set-up; its c, steps, schedule are unused
-    cs: tuple[float, ...] = (1.0, 2.0, 4.0)  # learning-rate constants, eta = c / lambda_0
-    epochs: int = 1000  # the paper's Fig. 1: 1000 epochs
-    out: str = "out/longrun"
-
-    def __post_init__(self) -> None:
-        if not self.cs or not all(math.isfinite(c) and c > 0 for c in self.cs):
-            raise ConfigError(f"cs={' '.join(map(str, self.cs))!r} is not allowed: give one or more numbers > 0")
-        if len(set(self.cs)) != len(self.cs):
-            raise ConfigError(f"cs={' '.join(map(str, self.cs))!r} repeats a value")
-        if not self.epochs >= 1:
-            raise ConfigError(f"epochs={self.epochs!r} is not allowed: it must be an integer >= 1")
-        if not self.out:
-            raise ConfigError("out='' is not allowed: give a folder")
-
-    def params(self) -> dict[str, Any]:
-        run = {k: v for k, v in self.run.params().items() if k not in RUN_FIELDS_UNUSED}
-        return {**run, "cs": ",".join(f"{c:g}" for c in self.cs), "epochs": self.epochs, "schedule": "paper"}
-
-    @classmethod
-    def from_strings(cls, values: dict[str, Any]) -> "LongrunConfig":
-        """Split CLI strings into run fields and cs, epochs, out."""
-        run_fields = {f.name for f in dataclasses.fields(RunConfig)} - set(RUN_FIELDS_UNUSED)
-        own = {"cs", "epochs", "out"}
-        unknown = sorted(set(values) - run_fields - own)
-        if unknown:
-            raise ConfigError(f"unknown parameter {unknown[0]!r}: allowed are run parameters without "
-                              f"{', '.join(RUN_FIELDS_UNUSED)}, and {', '.join(sorted(own))}")  # fmt: skip
-        run = RunConfig.from_strings({k: v for k, v in values.items() if k in run_fields})
-        rest: dict[str, Any] = {}
-        if "cs" in values:
-            rest["cs"] = parse_floats("cs", values["cs"])
-        if "epochs" in values:
-            try:
-                rest["epochs"] = int(values["epochs"])
-            except ValueError:
-                raise ConfigError(f"epochs={values['epochs']!r} is not an integer") from None
-        if "out" in values:
-            rest["out"] = str(values["out"])
-        return cls(run=run, **rest)
 
 
 @dataclass
@@ -135,7 +79,7 @@ def write(table: pd.DataFrame, regime_table: pd.DataFrame, config: LongrunConfig
     return files
 
 
-def run_longrun(config: LongrunConfig, log: bool = True, progress: Callable[[str], None] | None = None) -> LongrunResult:
+def run_longrun(config: LongrunConfig, progress: Callable[[str], None] | None = None) -> LongrunResult:
     """Train, locate the regimes, write the files in config.out and (with `log`) one MLflow run holding them."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -145,7 +89,7 @@ def run_longrun(config: LongrunConfig, log: bool = True, progress: Callable[[str
     files = write(table, regime_table, config)
     seconds["write"] = time.perf_counter() - start
     run_id = None
-    if log:
+    if config.log:
         from phasediag import tracking
 
         metrics = {f"{name}_c{row.c:g}": float(getattr(row, name)) for row in regime_table.itertuples()

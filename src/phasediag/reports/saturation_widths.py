@@ -9,11 +9,11 @@ FWHM), saturation_widths.png. With `log`, one more MLflow run (tag phasediag.kin
 """
 
 import dataclasses
+import logging
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ import pandas as pd
 from phasediag.physics import peaks
 from phasediag.reports import saturation
 from phasediag.run.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 FILES = ("saturation_widths.csv", "saturation_widths_summary.csv", "saturation_widths.png")
 
@@ -69,8 +71,6 @@ class WidthsResult:
 def run_widths(
     config: saturation.SaturationConfig,
     widths: tuple[int, ...],
-    log: bool = True,
-    progress: Callable[[str], None] | None = None,
 ) -> WidthsResult:
     """`config` with each width in turn (its `out` is the parent folder), then the overlay."""
     start = time.perf_counter()
@@ -78,11 +78,10 @@ def run_widths(
     curves, runs = [], {}
     for width in widths:
         one = dataclasses.replace(config, run=dataclasses.replace(config.run, width=width), out=str(out / f"w{width}"))
-        result = saturation.run_saturation(one, log=log, progress=progress)
+        result = saturation.run_saturation(one)
         curves.append(result.curve.assign(width=width))
         runs[width] = result.run_id
-        if progress:
-            progress(f"width {width}: c_crit={result.c_crit:.4g}")
+        log.info("width %d: c_crit=%.4g", width, result.c_crit)
     frame = pd.concat(curves, ignore_index=True)
     summary = summarize(frame)
     files = {name: out / name for name in FILES}
@@ -96,7 +95,7 @@ def run_widths(
     title = f"{r.arch} d={r.depth} {r.dataset} {r.loss} {batch}, {tau}, {len(config.seeds)} seeds per width"
     plots.saturation_widths(frame, summary, files["saturation_widths.png"], title=title)
     run_id = None
-    if log:
+    if config.log:
         from phasediag import tracking
 
         metrics = {f"{name}_w{row.width}": float(getattr(row, name)) for row in summary.itertuples()

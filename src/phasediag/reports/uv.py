@@ -114,7 +114,7 @@ def run_uv(
     variable: str = "c",
 ) -> dict[str, Any]:
     """Tables (CSV) and figures (PNG) of Figs. 7, 8, 10, 11 in `out`; with `log`, one MLflow run holding them.
-    Fig. 10's derivatives use c <= c_fit_max, a Savitzky-Golay `window` and d/d`variable` (critical.VARIABLES)."""
+    Fig. 10's derivatives use c <= c_fit_max, a Savitzky-Golay `window` and d/d`variable` (vocabulary.DERIVATIVE_VARIABLES)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     widths = sorted(int(w) for w in widths)
@@ -152,7 +152,7 @@ def run_uv(
         params = {"widths": ",".join(map(str, widths)), "inits": inits, "seed": seed, "c_step": c_step, "steps": steps,
                   "x_min": X_MIN, "x_max": X_MAX, "tau": TAU, "c_fit_max": c_fit_max, "window": window,
                   "variable": variable}
-        run_id = tracking.log_artifact_run(experiment, "uv", params, means, out)
+        run_id = tracking.log_artifact_run(experiment, "uv", params, means, out, run_name="uv model")
         seconds["log"] = time.perf_counter() - start
     return {"run_id": run_id, "out": out, "files": files, "means": means, "seconds": seconds}
 

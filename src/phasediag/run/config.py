@@ -1,107 +1,120 @@
-"""One validated dataclass per job. All bad input fails here, before any data is read or run is created."""
+"""One validated dataclass per job, and the parser derived from them. The dataclasses are the only declaration of
+an option (name, type, allowed values, default); the CLI, the sweep YAML and `mlflow run -P` all go through
+`parse`. All bad input fails here, before any data is read or run is created.
 
+Light on purpose (no torch, numpy or MLflow): `phasediag --help` imports it.
+"""
+
+import functools
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
-ARCHS = ("fcn", "cnn", "resnet", "uv")
-PARAMS = ("sp", "ntp")
-CNN_DEPTHS = (5, 7, 10)
-RESNET_DEPTHS = (18, 34)
-OUTPUTS = ("plain", "centered", "zero_readout")
-LOSS_NAMES = ("mse", "xent")
-DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic", "uv")
-SHARPNESS_METHODS = ("lanczos", "power")
-HVP_MODES = ("cached", "jvp", "double_backward")
-ACCELERATORS = ("auto", "cpu", "gpu")
-SCHEDULES = ("every_step", "paper")
-LOSS_SETS = ("train", "measure")
+from phasediag.vocabulary import (
+    ACCELERATORS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, Arch, HvpMode, Loss, Output, Param, Schedule,
+    SharpnessMethod, LossSet,
+)  # fmt: skip
 
 
 class ConfigError(ValueError):
     """Bad user input; the message is one line naming the value and what is allowed."""
 
 
-def _one_of(name: str, value: Any, allowed: tuple, where: str = "") -> None:
+def one_of(name: str, value: Any, allowed: Iterable, where: str = "") -> None:
+    allowed = tuple(allowed)
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not allowed{where}: use one of {', '.join(map(str, allowed))}")
 
 
-def _at_least(name: str, value: float, low: float) -> None:
+def at_least(name: str, value: float, low: float) -> None:
     if not value >= low:
         raise ConfigError(f"{name}={value!r} is not allowed: it must be >= {low}")
 
 
-def parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{value!r} is not a boolean: use true or false")
+def check_choices(config: Any) -> None:
+    """Every Literal-typed field holds one of its values (the CLI checks them too; this covers Python callers)."""
+    for name, kind in typing.get_type_hints(type(config)).items():
+        if get_origin(kind) is Literal:
+            one_of(name, getattr(config, name), get_args(kind))
+
+
+def check_out(name: str, folder: str | None) -> None:
+    """An output folder that can be created or written: not an existing file, not under a read-only folder."""
+    if folder is None:
+        return
+    if not folder:
+        raise ConfigError(f"{name}='' is not allowed: give a folder")
+    path = Path(folder).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name}={folder!r} is not allowed: it is an existing file, give a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={folder!r} is not allowed: {existing} is not a writable folder")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One early-training run at eta = c / lambda0. Field names are the MLflow param names."""
 
-    arch: str = "fcn"
+    arch: Arch = "fcn"
     depth: int = 4
     width: int = 256
-    param: str = "sp"
-    dataset: str = "fashion_mnist"
+    param: Param = "sp"
+    dataset: str = "fashion_mnist"  # fashion_mnist, mnist, cifar10, uv, or synthetic[:CxHxW[:N]]
     subset: int = 0  # first N training examples; 0 = the whole training split
-    loss: str = "mse"
+    loss: Loss = "mse"
     c: float = 2.0
     seed: int = 0
     batch_size: int = 512  # 0 = full batch (gradient descent)
     steps: int = 10  # T1
     measure_examples: int = 0  # 0 = the paper's m: 2048 for mse, 4096 for xent
-    sharpness_method: str = "lanczos"
+    sharpness_method: SharpnessMethod = "lanczos"
     sharpness_tol: float = 1e-3
     bias: bool = False
-    output: str = "plain"
+    output: Output = "plain"
     output_scale: float = 1.0
     output_sigma: float | None = None  # alpha = width ** -sigma, times output_scale
     barrier: bool = False
     experiment: str = "phasediag"
-    schedule: str = "every_step"  # when to measure sharpness after T1... see callbacks.measure_schedule
-    hvp_mode: str = "cached"
-    accelerator: str = "auto"
+    schedule: Schedule = "every_step"  # when to measure sharpness after T1... see callbacks.measure_schedule
+    hvp_mode: HvpMode = "cached"
+    accelerator: Accelerator = "auto"
     log_checkpoints: bool = True
     data_dir: str = "data"
     download: bool = False  # let torchvision download a missing dataset (needs the network)
-    loss_set: str = "train"  # L_t (and the barrier) on the training set (the paper), or "measure": the m examples
+    loss_set: LossSet = "train"  # L_t (and the barrier) on the training set (the paper), or "measure": the m examples
     output_norm: float | None = None  # s of App. H.1: f_s = s f / ||f(theta_0)||, the norm measured once at init
 
+    ENVIRONMENT: ClassVar[tuple[str, ...]] = ("accelerator", "log_checkpoints", "data_dir", "download")  # not params
+
     def __post_init__(self) -> None:
-        _one_of("arch", self.arch, ARCHS)
-        _one_of("param", self.param, PARAMS)
-        _one_of("loss", self.loss, LOSS_NAMES)
-        _one_of("output", self.output, OUTPUTS)
-        _one_of("sharpness_method", self.sharpness_method, SHARPNESS_METHODS)
-        _one_of("hvp_mode", self.hvp_mode, HVP_MODES)
-        _one_of("accelerator", self.accelerator, ACCELERATORS)
-        _one_of("schedule", self.schedule, SCHEDULES)
-        _one_of("loss_set", self.loss_set, LOSS_SETS)
+        check_choices(self)
         if self.dataset.split(":")[0] not in DATASETS:
             raise ConfigError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(DATASETS)}")
-        _at_least("width", self.width, 1)
-        _at_least("steps", self.steps, 1)
-        _at_least("subset", self.subset, 0)
-        _at_least("batch_size", self.batch_size, 0)
-        _at_least("measure_examples", self.measure_examples, 0)
+        at_least("width", self.width, 1)
+        at_least("steps", self.steps, 1)
+        at_least("subset", self.subset, 0)
+        at_least("batch_size", self.batch_size, 0)
+        at_least("measure_examples", self.measure_examples, 0)
         if not (math.isfinite(self.c) and self.c > 0):
             raise ConfigError(f"c={self.c!r} is not allowed: it must be a finite number > 0")
+        if not (math.isfinite(self.output_scale) and self.output_scale > 0):
+            raise ConfigError(f"output_scale={self.output_scale!r} is not allowed: it must be a finite number > 0")
+        if self.output_sigma is not None and not math.isfinite(self.output_sigma):
+            raise ConfigError(f"output_sigma={self.output_sigma!r} is not allowed: it must be a finite number or null")
         if not (0 < self.sharpness_tol < 1):
             raise ConfigError(f"sharpness_tol={self.sharpness_tol!r} is not allowed: it must be in (0, 1)")
         if self.arch == "fcn":
-            _at_least("depth", self.depth, 1)
+            at_least("depth", self.depth, 1)
         else:
             allowed = {"cnn": CNN_DEPTHS, "resnet": RESNET_DEPTHS, "uv": (2,)}[self.arch]
-            _one_of("depth", self.depth, allowed, f" for arch {self.arch!r}")
+            one_of("depth", self.depth, allowed, f" for arch {self.arch!r}")
         if self.arch in ("cnn", "resnet") and self.param != "sp":
             raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use sp")
         if (self.arch == "uv") != (self.dataset == "uv"):
@@ -115,6 +128,12 @@ class RunConfig:
                                   "unscaled output only")  # fmt: skip
         if not self.experiment:
             raise ConfigError("experiment='' is not allowed: give a name")
+        if self.accelerator == "gpu":
+            import torch  # only when a GPU is asked for: the check needs CUDA
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"accelerator='gpu' is not allowed here: CUDA is not available; use one of "
+                                  f"{', '.join(a for a in ACCELERATORS if a != 'gpu')}")  # fmt: skip
 
     @property
     def measure_size(self) -> int:
@@ -125,35 +144,171 @@ class RunConfig:
 
     def params(self) -> dict[str, Any]:
         """The MLflow params of a run (environment-only fields are left out)."""
-        skip = {"accelerator", "log_checkpoints", "data_dir", "download"}
-        return {k: v for k, v in asdict(self).items() if k not in skip}
+        return {k: v for k, v in asdict(self).items() if k not in self.ENVIRONMENT}
 
     @classmethod
-    def from_strings(cls, values: dict[str, Any]) -> "RunConfig":
-        """Build from CLI/MLproject strings, converting each field to its declared type."""
-        return cls(**coerce(cls, values))
+    def from_strings(cls, values: Mapping[str, Any]) -> "RunConfig":
+        return parse(cls, values)
 
 
-def coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """Convert strings to the dataclass field types; unknown keys are an error naming the allowed ones."""
-    types = {f.name: f.type for f in fields(cls)}
+# --- The parser derived from the dataclasses (jsonargparse) ---------------------------------------------------------
+# A dataclass field whose type is itself a dataclass (SearchConfig.run) is flattened: its fields are options of the
+# same command, except those the outer class lists in `unused_run_fields`.
+
+
+def flat_fields(cls: type) -> dict[str, Any]:
+    """Option name -> declared type, for every field of cls and of its nested dataclass fields."""
     out: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in types:
-            raise ConfigError(f"unknown parameter {key!r}: allowed are {', '.join(types)}")
-        kind = types[key]
-        if value is None or isinstance(value, str) and value.lower() in ("none", "") and "None" in str(kind):
-            out[key] = None
-            continue
-        try:
-            if kind in (bool, "bool"):
-                out[key] = parse_bool(value)
-            elif kind in (int, "int"):
-                out[key] = int(value)
-            elif kind in (float, "float") or "float" in str(kind):
-                out[key] = float(value)
-            else:
-                out[key] = value
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}={value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+    skip = getattr(cls, "unused_run_fields", ())
+    for name, kind in typing.get_type_hints(cls).items():
+        if name not in {f.name for f in fields(cls)}:
+            continue  # a ClassVar
+        if is_dataclass(kind):
+            out.update({k: v for k, v in flat_fields(kind).items() if k not in skip})
+        else:
+            out[name] = kind
     return out
+
+
+def build(cls: type, values: Mapping[str, Any]) -> Any:
+    """cls from flat values: nested dataclass fields take the values of their own fields."""
+    kwargs = {}
+    for f in fields(cls):
+        if is_dataclass(f.type):
+            kwargs[f.name] = build(f.type, values)
+        elif f.name in values:
+            kwargs[f.name] = values[f.name]
+    return cls(**kwargs)
+
+
+def add_arguments(parser: Any, cls: type) -> None:
+    """One --option per (flattened) field of cls, typed as declared; help shows the type, allowed values, default."""
+    skip = set(getattr(cls, "unused_run_fields", ()))
+    for f in fields(cls):
+        if is_dataclass(f.type):
+            parser.add_class_arguments(f.type, skip=skip, as_group=False)
+    nested = {f.name for f in fields(cls) if is_dataclass(f.type)}
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING} - nested
+    parser.add_class_arguments(cls, skip=nested, as_group=False, as_positional=bool(required & {"spec"}))
+
+
+@functools.cache
+def parser_for(cls: type) -> Any:
+    """The parser of cls (built once: a sweep parses every point with it)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    add_arguments(parser, cls)
+    return parser
+
+
+def _is_sequence(kind: Any) -> bool:
+    return get_origin(kind) in (tuple, list)
+
+
+def _is_optional(kind: Any) -> bool:
+    return get_origin(kind) in (typing.Union, types.UnionType) and type(None) in get_args(kind)
+
+
+def _items(value: str) -> list[str]:
+    """'0 1 2', '0,1,2' or a range '0..4' (inclusive, integers) -> ['0', '1', ...]."""
+    out: list[str] = []
+    for token in value.replace(",", " ").split():
+        low, dots, high = token.partition("..")
+        if dots and low.lstrip("-").isdigit() and high.lstrip("-").isdigit():
+            out.extend(str(i) for i in range(int(low), int(high) + 1))
+        else:
+            out.append(token)
+    return out
+
+
+def normalize(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Spellings the parser does not know: 'none' for None (MLproject, old specs), lists as '0 1 2' or '0..4'."""
+    kinds = flat_fields(cls)
+    out = dict(values)
+    for name, value in values.items():
+        kind = kinds.get(name)
+        if not isinstance(value, str) or kind is None:
+            continue
+        if _is_optional(kind) and value.strip().lower() in ("none", "null", ""):
+            out[name] = None
+        elif _is_sequence(kind) or any(_is_sequence(k) for k in get_args(kind)):
+            out[name] = _items(value)
+    return out
+
+
+def normalize_argv(cls: type, argv: list[str]) -> list[str]:
+    """The same for a command line; an option of a list type takes every value up to the next option."""
+    kinds = flat_fields(cls)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        name = token[2:] if token.startswith("--") and "=" not in token else None
+        kind = kinds.get(name) if name else None
+        if kind is None:
+            out.append(token)
+            i += 1
+            continue
+        j = i + 1
+        list_like = _is_sequence(kind) or any(_is_sequence(k) for k in get_args(kind))
+        while j < len(argv) and not argv[j].startswith("--") and (list_like or j == i + 1):
+            j += 1
+        out.append(token)
+        if j > i + 1 or list_like:  # a list option given no value is the empty list
+            value = normalize(cls, {name: " ".join(argv[i + 1 : j])})[name]
+            out.append("null" if value is None else f"[{', '.join(value)}]" if isinstance(value, list) else value)
+        i = j
+    return out
+
+
+def describe(kind: Any) -> str:
+    """What a value of a declared type looks like, for an error message."""
+    if get_origin(kind) is Literal:
+        return f"use one of {', '.join(map(str, get_args(kind)))}"
+    if _is_optional(kind):
+        inner = [k for k in get_args(kind) if k is not type(None)]
+        return f"{describe(inner[0]) if len(inner) == 1 else 'a value'}, or null"
+    if _is_sequence(kind):
+        return f"use a list of {getattr(get_args(kind)[0], '__name__', 'value')}s, e.g. 0 1 2 or 0..4"
+    names = {bool: "use true or false", int: "use an integer", float: "use a number", str: "use a text value"}
+    return names.get(kind, f"use a {getattr(kind, '__name__', kind)}")
+
+
+def one_line(error: Exception, cls: type) -> str:
+    """jsonargparse's (multi-line) parse error as `name='value' is not allowed: <what is>`."""
+    text = str(error)
+    key = re.search(r'Parser key "([\w.]+)"', text)
+    given = re.search(r"(?:Given|Got) value: (.*)", text)
+    if key and given:
+        name = key.group(1)
+        return f"{name}={given.group(1).strip()!r} is not allowed: {describe(flat_fields(cls).get(name, str))}"
+    required = re.search(r"arguments are required: (.*)", text)
+    if required:
+        names = [name.split(".")[-1].lstrip("-") for name in required.group(1).split(", ")]
+        return f"{', '.join('--' + n for n in names)} is required"
+    unknown = re.search(r"nrecognized arguments: (.*)", text)
+    if unknown:
+        return f"unknown option {unknown.group(1).split()[0]}: allowed are {', '.join('--' + k for k in flat_fields(cls))}"
+    return " ".join(text.split())
+
+
+def parse(cls: type, values: Mapping[str, Any]) -> Any:
+    """cls from flat values (CLI or MLproject strings, typed YAML), each checked against its declared type."""
+    from jsonargparse import ArgumentError
+
+    unknown = sorted(set(values) - set(flat_fields(cls)))
+    if unknown:
+        raise ConfigError(f"unknown parameter {unknown[0]!r}: allowed are {', '.join(flat_fields(cls))}")
+    try:
+        namespace = parser_for(cls).parse_object(normalize(cls, values))
+    except ArgumentError as error:
+        raise ConfigError(one_line(error, cls)) from None
+    return build(cls, namespace.as_dict())
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package."""
+
+    data_dir: str = RunConfig.data_dir

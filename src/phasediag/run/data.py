@@ -3,6 +3,7 @@ measurement set (identical for every c, so a search varies only c)."""
 
 import functools
 import gzip
+import math
 import pickle
 import shutil
 from pathlib import Path
@@ -13,13 +14,14 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torchvision import datasets as tv
 
-from phasediag.run.config import ConfigError
+from phasediag.run.config import ConfigError, RunConfig
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 SYNTHETIC_DEFAULT = ((1, 8, 8), 512)
 NUM_CLASSES = 10
+CIFAR10_TRAIN_SIZE = 50_000  # five batches of 10000
 
 
 class DataError(FileNotFoundError):
@@ -55,21 +57,89 @@ class _CIFAR10(tv.CIFAR10):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
 
-def _torchvision_dataset(name: str, root: Path, download: bool) -> tv.VisionDataset:
+def _source(name: str, root: Path) -> tuple[type, Path, tuple[str, ...], str]:
+    """torchvision class, folder, files and how to get them, of a downloadable dataset."""
+    if name == "fashion_mnist":
+        how = "install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --download true"
+        return tv.FashionMNIST, root / "FashionMNIST" / "raw", IDX_FILES, how
+    if name == "mnist":
+        return tv.MNIST, root / "MNIST" / "raw", IDX_FILES, "copy the MNIST IDX files there (gunzipped) or pass --download true on a machine with network"
+    return _CIFAR10, root / "cifar-10-batches-py", CIFAR10_FILES, "unpack cifar-10-python.tar.gz there or pass --download true on a machine with network"
+
+
+def idx_length(path: Path) -> int:
+    """The number of items of an IDX file (unsigned bytes), from its header. DataError naming the file when it is
+    no such file, or shorter or longer than its header says (a truncated copy)."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+        dims = file.read(4 * head[3]) if len(head) == 4 else b""
+    if len(head) < 4 or head[:3] != b"\0\0\x08" or not 1 <= head[3] <= 4 or len(dims) < 4 * head[3]:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes: delete it and prepare the dataset again")
+    shape = [int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4)]
+    expected, size = 4 + len(dims) + math.prod(shape), path.stat().st_size
+    if size != expected:
+        raise DataError(f"{path} is truncated or corrupt ({size} bytes, its header says {expected}): delete it and "
+                        "prepare the dataset again")  # fmt: skip
+    return shape[0]
+
+
+def _files_ready(name: str, root: Path, download: bool) -> bool:
+    """True when the dataset's files are all there (IDX files whole); False when missing and a download may fetch
+    them; DataError otherwise."""
     if name == "fashion_mnist":
         prepare_fashion_mnist(root)
-        cls, folder, names = tv.FashionMNIST, root / "FashionMNIST" / "raw", IDX_FILES
-        how = "install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --download"
-    elif name == "mnist":
-        cls, folder, names = tv.MNIST, root / "MNIST" / "raw", IDX_FILES
-        how = "copy the MNIST IDX files there (gunzipped) or pass --download on a machine with network"
-    else:
-        cls, folder, names = _CIFAR10, root / "cifar-10-batches-py", CIFAR10_FILES
-        how = "unpack cifar-10-python.tar.gz there or pass --download on a machine with network"
+    _, folder, names, how = _source(name, root)
     missing = _missing(folder, names)
     if missing and not download:
         raise DataError(f"dataset {name!r}: missing {', '.join(missing)} in {folder.resolve()}; {how}")
-    return cls(str(root), train=True, download=download)
+    if names == IDX_FILES and not missing:
+        for file in IDX_FILES:
+            idx_length(folder / file)
+    return not missing
+
+
+def _torchvision_dataset(name: str, root: Path, download: bool) -> tv.VisionDataset:
+    _files_ready(name, root, download)
+    cls, folder, _, _ = _source(name, root)
+    try:
+        return cls(str(root), train=True, download=download)
+    except (EOFError, OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
+        raise DataError(f"dataset {name!r} in {folder.resolve()} cannot be read ({type(error).__name__}: "
+                        f"{str(error)[:200]}): delete the files and prepare the dataset again") from None  # fmt: skip
+
+
+def train_size(name: str, root: str = "data", download: bool = False) -> int | None:
+    """The number of training examples, from the file headers (nothing is loaded); None when the files are
+    missing and may be downloaded. DataError when they are missing or truncated."""
+    if name == "uv":
+        return 1
+    if name.startswith("synthetic"):
+        return _parse_synthetic(name)[1]
+    if not _files_ready(name, Path(root), download):
+        return None
+    if name == "cifar10":
+        return CIFAR10_TRAIN_SIZE
+    folder = _source(name, Path(root))[1]
+    images, labels = idx_length(folder / IDX_FILES[0]), idx_length(folder / IDX_FILES[1])
+    if images != labels:
+        raise DataError(f"{folder / IDX_FILES[0]} holds {images} images but {IDX_FILES[1]} {labels} labels")
+    return images
+
+
+def check_sizes(config: RunConfig) -> None:
+    """subset, batch_size and the measurement set against the training set: refused when larger (not clamped)."""
+    total = train_size(config.dataset, config.data_dir, config.download)
+    if total is None:
+        return
+    if config.subset > total:
+        raise ConfigError(f"subset={config.subset} is not allowed: dataset {config.dataset!r} has {total} training examples")
+    n = config.subset or total
+    if config.batch_size > n:
+        raise ConfigError(f"batch_size={config.batch_size} is not allowed: larger than the {n} training examples "
+                          "(use at most that, or 0 for full batch)")  # fmt: skip
+    if config.measure_size > n:
+        given = config.measure_examples or f"0 (the paper's m={config.measure_size} for {config.loss})"
+        raise ConfigError(f"measure_examples={given} is not allowed: larger than the {n} training examples; use at most {n}")
 
 
 def _images_and_labels(dataset: tv.VisionDataset) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,13 +2,13 @@
 
 import copy
 import hashlib
-import logging
 import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lightning as L
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 import numpy as np
 import pandas as pd
 import torch
@@ -25,10 +25,6 @@ from phasediag.run.module import EarlyTraining
 
 LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
 
-logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
 def device_for(accelerator: str) -> torch.device:
@@ -140,7 +136,10 @@ def train(
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         callbacks=callbacks, num_sanity_val_steps=0,
     )  # fmt: skip
-    trainer.fit(module, train_dataloaders=init.data.train_dataloader())
+    with warnings.catch_warnings():
+        # The data are tensors in memory: worker processes would only add start-up time to a 10-step run.
+        warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
+        trainer.fit(module, train_dataloaders=init.data.train_dataloader())
     result = RunResult(
         c=c, eta=eta, history=measurements.history(eta), diverged=divergence.diverged, hvps=measurements.hvps,
         final_state={k: v.detach().cpu() for k, v in module.model.state_dict().items()},

@@ -2,10 +2,7 @@
 one MLflow child run), a sampler of ours proposes the next x, any number of workers share the study."""
 
 import dataclasses
-import hashlib
-import json
 import logging
-import math
 import multiprocessing
 import os
 import socket
@@ -24,106 +21,17 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from phasediag import signals, tracking
+from phasediag.search.config import SearchConfig
 from phasediag.physics.critical import trial_answers, trial_margins
 from phasediag.run import runner
-from phasediag.run.config import ConfigError, RunConfig, coerce
 from phasediag.search.ledger import Ledger, Plan
 
 log = logging.getLogger(__name__)
-MODES = ("bisect", "grid")
-CONSTANTS = ("c_loss", "c_sharp", "c_max", "c_barrier")
 CLAIM_WAIT = 300  # s that a process joining a search waits (beyond the grace period) for the claimed parent run
 
 
 class Unfinished(RuntimeError):
     """Work that this command was asked for is not done (trials of other workers still running); one line."""
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    run: RunConfig  # everything but c
-    mode: str = "bisect"
-    resolution: float = 0.1  # in x = log2 c
-    x_min: float = -1.0
-    x_max: float = 10.0
-    x_start: float = 1.0  # bisect: the first x (c = 2: a quadratic model cannot catapult below it)
-    gallop: float = 1.0  # bisect: step in x upward from the highest 'no' while no 'yes' is known above it ...
-    gallop_near: float = 0.3  # ... once any transition has been seen (the constants sit close together)
-    eps: float | None = None  # c_sharp threshold; None: 0, or 0.05 for centered / zero_readout outputs
-    storage: str | None = None  # Optuna storage URL; None: optuna.db next to the tracking store
-    workers: int = 1
-    heartbeat: int = 10  # seconds between a running trial's heartbeats
-    grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
-    wait: bool = True  # trials left RUNNING by another process: wait for them (up to grace), else exit non-zero
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode={self.mode!r} is not allowed: use one of {', '.join(MODES)}")
-        if not (self.gallop > 0 and self.gallop_near > 0):
-            raise ConfigError(f"gallop={self.gallop!r}, gallop_near={self.gallop_near!r} are not allowed: both must be > 0")
-        if not 0 < self.resolution <= 1:
-            raise ConfigError(f"resolution={self.resolution!r} is not allowed: it must be in (0, 1]")
-        if not self.x_max > self.x_min:
-            raise ConfigError(f"x_max={self.x_max!r} is not allowed: it must be > x_min={self.x_min!r}")
-        if self.workers < 1:
-            raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
-        if self.heartbeat < 1 or self.grace <= self.heartbeat:
-            raise ConfigError(f"heartbeat={self.heartbeat}, grace={self.grace}: need heartbeat >= 1 and grace > heartbeat")
-
-    @property
-    def n_points(self) -> int:
-        return int(math.floor((self.x_max - self.x_min) / self.resolution + 1e-9)) + 1
-
-    def x(self, k: int) -> float:
-        return round(self.x_min + k * self.resolution, 10)
-
-    def k(self, x: float) -> int:
-        """The grid point nearest x, inside the grid."""
-        return min(max(round((x - self.x_min) / self.resolution), 0), self.n_points - 1)
-
-    def empty_ledger(self) -> Ledger:
-        def steps(dx: float) -> int:
-            return max(1, round(dx / self.resolution))
-
-        return Ledger(self.n_points, self.mode, self.k(self.x_start), steps(self.gallop), steps(self.gallop_near))
-
-    @property
-    def sharp_eps(self) -> float:
-        if self.eps is not None:
-            return self.eps
-        return 0.05 if self.run.output in ("centered", "zero_readout") else 0.0
-
-    def identity(self) -> dict[str, Any]:
-        """What defines the search (and so its study): not c, not where or how many workers run it."""
-        run = {k: v for k, v in self.run.params().items() if k != "c"}  # not workers, heartbeat, grace, wait
-        return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
-                "x_start": self.x_start, "gallop": self.gallop, "gallop_near": self.gallop_near, "eps": self.sharp_eps}  # fmt: skip
-
-    @property
-    def study_name(self) -> str:
-        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:10]
-        r = self.run
-        return f"{r.experiment}-{r.arch}-d{r.depth}-w{r.width}-s{r.seed}-{self.mode}-{digest}"
-
-    @property
-    def storage_url(self) -> str:
-        if self.storage:
-            return self.storage
-        uri = tracking.tracking_uri()
-        folder = os.path.dirname(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else ""
-        return f"sqlite:///{os.path.join(folder, 'optuna.db')}"
-
-    @classmethod
-    def from_strings(cls, values: dict[str, Any]) -> "SearchConfig":
-        """Split CLI strings into run fields and search fields (c is not a search parameter)."""
-        run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"c"}
-        run = RunConfig.from_strings({k: v for k, v in values.items() if k in run_fields})
-        rest = {k: v for k, v in values.items() if k not in run_fields}
-        types = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "run"}
-        unknown = set(rest) - set(types)
-        if unknown:
-            raise ConfigError(f"unknown parameter {sorted(unknown)[0]!r}: allowed are c-free run parameters and {', '.join(types)}")
-        return cls(run=run, **coerce(cls, rest))
 
 
 def ledger_of(trials: list[FrozenTrial], config: SearchConfig, exclude: int | None = None) -> Ledger:

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from phasediag import signals, tracking
 from phasediag.run.config import ConfigError
-from phasediag.search.study import (SearchConfig, Unfinished, claimed_run, open_study, quiet_optuna, run_workers, search,
-                                    wait_for, worker_exit_code)  # fmt: skip
+from phasediag.search.config import SearchConfig
+from phasediag.search.study import (Unfinished, claimed_run, open_study, quiet_optuna, run_workers, search, wait_for,
+                                    worker_exit_code)  # fmt: skip
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("experiment", "fixed", "vary")
@@ -43,7 +44,10 @@ class SweepSpec:
         if not path.is_file():
             raise ConfigError(f"sweep spec {str(path)!r} does not exist")
         try:
-            spec = yaml.safe_load(path.read_text())
+            text = path.read_text()
+            spec = yaml.safe_load(text)
+        except UnicodeDecodeError:
+            raise ConfigError(f"sweep spec {str(path)!r} is not a text file: give a YAML file like sweeps/tiny.yaml") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML ({str(error).splitlines()[0]})") from None
         if not isinstance(spec, dict):
@@ -69,10 +73,10 @@ class SweepSpec:
         for combination in itertools.product(*vary.values()):
             values = {**fixed, **dict(zip(vary, combination)), "experiment": experiment, **(overrides or {})}
             try:
-                points.append(SearchConfig.from_strings({k: str(v) for k, v in values.items()}))
+                points.append(SearchConfig.from_strings(values))  # the YAML's own types, checked as declared
             except ConfigError as error:
                 raise ConfigError(f"sweep spec {str(path)!r}: {error}") from None
-        return cls(experiment, tuple(points), path.read_text())
+        return cls(experiment, tuple(points), text)
 
     @property
     def study_name(self) -> str:

@@ -1,0 +1,125 @@
+"""What a search and a sweep are asked to do: dataclasses only (light: the CLI imports them for --help)."""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from phasediag.physics import grid
+from phasediag.run.config import ConfigError, RunConfig, check_choices, parse
+from phasediag.vocabulary import ZERO_OUTPUTS, Accelerator, SearchMode
+
+if TYPE_CHECKING:
+    from phasediag.search.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The critical constants c_loss, c_sharp, c_max, c_barrier of one (config, seed)."""
+
+    run: RunConfig  # everything but c
+    mode: SearchMode = "bisect"
+    resolution: float = 0.1  # in x = log2 c
+    x_min: float = -1.0
+    x_max: float = 10.0
+    x_start: float = 1.0  # bisect: the first x (c = 2: a quadratic model cannot catapult below it)
+    gallop: float = 1.0  # bisect: step in x upward from the highest 'no' while no 'yes' is known above it ...
+    gallop_near: float = 0.3  # ... once any transition has been seen (the constants sit close together)
+    eps: float | None = None  # c_sharp threshold; null: 0, or 0.05 for centered / zero_readout outputs
+    storage: str | None = None  # Optuna storage URL; null: optuna.db next to the tracking store
+    workers: int = 1
+    heartbeat: int = 10  # seconds between a running trial's heartbeats
+    grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
+    wait: bool = True  # trials left RUNNING by another process: wait for them (up to grace), else exit non-zero
+
+    unused_run_fields: ClassVar[tuple[str, ...]] = ("c",)  # the search chooses c
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if not (self.gallop > 0 and self.gallop_near > 0):
+            raise ConfigError(f"gallop={self.gallop!r}, gallop_near={self.gallop_near!r} are not allowed: both must be > 0")
+        if not 0 < self.resolution <= 1:
+            raise ConfigError(f"resolution={self.resolution!r} is not allowed: it must be in (0, 1]")
+        if not self.x_max > self.x_min:
+            raise ConfigError(f"x_max={self.x_max!r} is not allowed: it must be > x_min={self.x_min!r}")
+        if not self.x_min <= self.x_start <= self.x_max:
+            raise ConfigError(f"x_start={self.x_start!r} is not allowed: it must be in [x_min, x_max] = [{self.x_min}, {self.x_max}]")
+        if self.eps is not None and not 0 <= self.eps < 1:
+            raise ConfigError(f"eps={self.eps!r} is not allowed: it must be in [0, 1), or null")
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
+        if self.heartbeat < 1 or self.grace <= self.heartbeat:
+            raise ConfigError(f"heartbeat={self.heartbeat}, grace={self.grace}: need heartbeat >= 1 and grace > heartbeat")
+
+    @property
+    def n_points(self) -> int:
+        return grid.n_points(self.x_min, self.x_max, self.resolution)
+
+    def x(self, k: int) -> float:
+        return grid.x_at(self.x_min, self.resolution, k)
+
+    def k(self, x: float) -> int:
+        """The grid point nearest x, inside the grid."""
+        return min(max(round((x - self.x_min) / self.resolution), 0), self.n_points - 1)
+
+    def empty_ledger(self) -> "Ledger":
+        from phasediag.search.ledger import Ledger  # numpy and pandas: not at import
+
+        def steps(dx: float) -> int:
+            return max(1, round(dx / self.resolution))
+
+        return Ledger(self.n_points, self.mode, self.k(self.x_start), steps(self.gallop), steps(self.gallop_near))
+
+    @property
+    def sharp_eps(self) -> float:
+        if self.eps is not None:
+            return self.eps
+        return 0.05 if self.run.output in ZERO_OUTPUTS else 0.0
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the search (and so its study): not c, not where or how many workers run it."""
+        run = {k: v for k, v in self.run.params().items() if k != "c"}
+        return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
+                "x_start": self.x_start, "gallop": self.gallop, "gallop_near": self.gallop_near, "eps": self.sharp_eps}  # fmt: skip
+
+    @property
+    def study_name(self) -> str:
+        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        r = self.run
+        return f"{r.experiment}-{r.arch}-d{r.depth}-w{r.width}-s{r.seed}-{self.mode}-{digest}"
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage:
+            return self.storage
+        from phasediag import tracking
+
+        uri = tracking.tracking_uri()
+        folder = os.path.dirname(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else ""
+        return f"sqlite:///{os.path.join(folder, 'optuna.db')}"
+
+    @classmethod
+    def from_strings(cls, values: dict[str, Any]) -> "SearchConfig":
+        return parse(cls, values)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Many searches from a YAML spec (sweeps/*.yaml), shared by any number of workers."""
+
+    spec: str  # the YAML file
+    workers: int = 1  # local worker processes
+    storage: str | None = None  # Optuna storage URL shared by all workers; null: optuna.db next to the tracking store
+    data_dir: str | None = None  # where this worker finds the data (null: the spec's, or data)
+    accelerator: Accelerator | None = None  # where this worker trains (null: the spec's, or auto)
+    wait: bool | None = None  # searches RUNNING in another process: wait for them (null: true), or exit 1 naming them
+
+    WORKER_FIELDS: ClassVar[tuple[str, ...]] = ("storage", "data_dir", "accelerator", "wait")  # override every point
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.WORKER_FIELDS if getattr(self, k) is not None}

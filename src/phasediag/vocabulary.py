@@ -1,0 +1,37 @@
+"""Every closed set of names in the project, defined once. Each is a `Literal` type, so that the dataclasses that
+use it declare the allowed values (the CLI lists and checks them from there), and a tuple of the same values."""
+
+from typing import Literal, get_args
+
+Arch = Literal["fcn", "cnn", "resnet", "uv"]
+Param = Literal["sp", "ntp"]  # standard or neural-tangent parameterisation
+Output = Literal["plain", "centered", "zero_readout"]
+Loss = Literal["mse", "xent"]
+SharpnessMethod = Literal["lanczos", "power"]
+HvpMode = Literal["cached", "jvp", "double_backward"]
+Accelerator = Literal["auto", "cpu", "gpu"]
+Schedule = Literal["every_step", "paper"]
+SearchMode = Literal["bisect", "grid"]
+Constant = Literal["c_loss", "c_sharp", "c_max", "c_barrier"]  # the critical constants of one search
+DiagramAxis = Literal["auto", "width", "depth"]
+DerivativeVariable = Literal["c", "log2c"]  # what Def. 4 differentiates in: c (the paper) or x = log2 c
+LossSet = Literal["train", "measure"]  # where L_t is measured: the training set (the paper) or the m examples
+
+ARCHS: tuple[str, ...] = get_args(Arch)
+PARAMS: tuple[str, ...] = get_args(Param)
+OUTPUTS: tuple[str, ...] = get_args(Output)
+LOSS_NAMES: tuple[str, ...] = get_args(Loss)
+SHARPNESS_METHODS: tuple[str, ...] = get_args(SharpnessMethod)
+HVP_MODES: tuple[str, ...] = get_args(HvpMode)
+ACCELERATORS: tuple[str, ...] = get_args(Accelerator)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+CONSTANTS: tuple[str, ...] = get_args(Constant)
+DIAGRAM_AXES: tuple[str, ...] = get_args(DiagramAxis)
+LOSS_SETS: tuple[str, ...] = get_args(LossSet)
+DERIVATIVE_VARIABLES: tuple[str, ...] = get_args(DerivativeVariable)
+# 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), so dataset is a str checked against these.
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic", "uv")
+ZERO_OUTPUTS = ("centered", "zero_readout")  # outputs that are 0 at initialisation
+CNN_DEPTHS = (5, 7, 10)  # Myrtle CNNs (models.cnn.POOL_AFTER)
+RESNET_DEPTHS = (18, 34)  # (models.resnet.STAGES)
