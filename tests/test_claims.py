@@ -339,7 +339,7 @@ def test_load_reads_saturation_and_uv_artifacts_and_the_cli_reports_them(store, 
     assert data["constants"].empty and len(data["saturation"]) == 4
     assert len(data["saturation_seeds"]) == len(seeds) and set(data["saturation_curves"]["run_id"]) == set(data["saturation"]["run_id"])
     assert len(data["uv"]) == len(uv_table())
-    assert cli.main(["claims", "--experiment", "sat", "--uv_experiment", "uv", "--out", str(tmp_path / "out"), "--no-log"]) == 0
+    assert cli.main(["claims", "--experiment", "sat", "--uv_experiment", "uv", "--out", str(tmp_path / "out"), "--log", "false"]) == 0
     table = pd.read_csv(tmp_path / "out" / "claims.csv")
     assert result(table, "FWHM of chi' (log2 c) grows with 1/w", "d=4") == "pass"
     assert result(table, "log2 lambda_tau(c <= 1) decreases with 1/w", "d=4") == "pass"

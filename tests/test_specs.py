@@ -11,8 +11,6 @@ import pytest
 
 from conftest import REPO
 from phasediag import cli
-from phasediag.reports.saturation import SaturationConfig
-from phasediag.run.config import RunConfig
 from phasediag.search.sweep import SweepSpec
 
 SWEEPS = Path(REPO) / "sweeps"
@@ -51,17 +49,11 @@ def script_commands(path: Path) -> list[list[str]]:
 def test_every_script_command_parses_and_validates(path):
     commands = script_commands(path)
     assert commands
-    parser = cli.build_parser()
     for tokens in commands:
-        args = parser.parse_args(tokens)  # an unknown option exits 2 here
-        if tokens[0] == "run":
-            RunConfig.from_strings(cli.config_values(args, RunConfig))
-        elif tokens[0] == "saturation":
-            values = {**cli.config_values(args, RunConfig), **cli.config_values(args, SaturationConfig)}
-            config = SaturationConfig.from_strings({**values, "seeds": args.seeds})
+        name, config = cli.parse(tokens)  # one-line ConfigError on an unknown option or a bad value
+        assert name in ("run", "saturation", "uv"), f"{path.name} runs an unexpected command {name!r}"
+        if name == "saturation":
             assert len(config.seeds) >= 5 and config.out.startswith("out/")
-        else:
-            assert tokens[0] == "uv", f"{path.name} runs an unexpected command {tokens[0]!r}"
 
 
 def readme_table() -> dict[int, str]:

@@ -27,7 +27,8 @@ def fit_png(source: Path | str, target: Path | str, limit: int = LIMIT) -> int:
     if source.stat().st_size <= limit:
         shutil.copyfile(source, target)
         return target.stat().st_size
-    image = Image.open(source).convert("RGB")
+    with Image.open(source) as opened:
+        image = opened.convert("RGB")
     data = _png(image.quantize(colors=256))
     while len(data) > limit:
         image = image.resize((max(1, int(image.width * 0.85)), max(1, int(image.height * 0.85))), Image.LANCZOS)
