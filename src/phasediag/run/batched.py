@@ -175,3 +175,33 @@ def log_run(
     with tracking.run(config.experiment, "run", runner.run_params(config), parent_run_id=parent_run_id, run_name=f"c={config.c:.4g}", tags=tags) as run_id:
         runner.log_result(run_id, init, result, config.log_checkpoints)
     return run_id
+
+
+MAX_BATCH_C = 32  # beyond this a search has no use for more points per round
+MEMORY_SHARE = 0.5  # of the free device memory: the rest is headroom for the allocator and the measurement set
+
+
+def bytes_per_copy(init: runner.Initialization) -> int:
+    """Device memory one more copy needs, estimated: its parameters, gradient and 30-vector Lanczos basis, plus the
+    activations of one Hessian-vector product on the measurement set (forward, tangent, backward, tangent-of-backward:
+    four times those of a forward pass, counted with hooks on one example)."""
+    counted = []
+    leaves = [m for m in init.model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: counted.append(out.numel())) for m in leaves]
+    inputs, _ = init.data.measurement_set
+    with torch.no_grad():
+        init.model(inputs[:1].to(init.device))
+    for hook in hooks:
+        hook.remove()
+    parameters = sum(p.numel() for p in init.model.parameters())
+    itemsize = next(init.model.parameters()).element_size()
+    return itemsize * (parameters * (30 + 4) + 4 * sum(counted) * len(inputs))
+
+
+def auto_batch_c(init: runner.Initialization) -> int:
+    """The default K: 1 on CPU (vmap gives no speed-up there); on CUDA as many copies as fit in MEMORY_SHARE of the
+    free memory by `bytes_per_copy`, at most MAX_BATCH_C."""
+    if init.device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(init.device)
+    return int(max(1, min(MAX_BATCH_C, MEMORY_SHARE * free // bytes_per_copy(init))))

@@ -20,6 +20,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from phasediag.run import runner
+from phasediag.run.batched import auto_batch_c
 from phasediag import tracking
 from phasediag.run.config import ConfigError, RunConfig, coerce
 from phasediag.physics.critical import trial_answers, trial_margins
@@ -48,6 +49,7 @@ class SearchConfig:
     workers: int = 1
     heartbeat: int = 10  # seconds between a running trial's heartbeats
     grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
+    batch_c: int = 0  # c values trained together as one batched model; 0: 1 on CPU, from the memory on CUDA
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -60,6 +62,8 @@ class SearchConfig:
             raise ConfigError(f"x_max={self.x_max!r} is not allowed: it must be > x_min={self.x_min!r}")
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
+        if self.batch_c < 0 or (self.batch_c > 1 and (self.workers > 1 or self.run.sharpness_method != "lanczos")):
+            raise ConfigError(f"batch_c={self.batch_c!r} is not allowed here: use 0 (auto), 1, or > 1 with workers=1 and sharpness_method=lanczos")
         if self.heartbeat < 1 or self.grace <= self.heartbeat:
             raise ConfigError(f"heartbeat={self.heartbeat}, grace={self.grace}: need heartbeat >= 1 and grace > heartbeat")
 
@@ -234,21 +238,30 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
     """Train one c as a child run; measure only what the plan asks; return the four answers and the margins."""
     c = 2.0 ** config.x(plan.k)
     run_config = dataclasses.replace(config.run, c=c, barrier=plan.barrier)
-    tags = {tracking.SEARCH_TAG: config.study_name, "phasediag.x": f"{config.x(plan.k):.4f}"}
-    with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
+    with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=child_tags(config, plan.k)) as run_id:
         trial.set_user_attr("run_id", run_id)
-        grid = config.mode == "grid"
-        result = runner.train(
-            init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=None if grid else 1.0 + config.sharp_eps
-        )
+        result = runner.train(init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=sharpness_until(config))
         runner.log_result(run_id, init, result, config.run.log_checkpoints)
+    trial.set_user_attr("hvps", result.hvps)
+    return outcome(config, plan, result)
+
+
+def child_tags(config: SearchConfig, k: int) -> dict[str, str]:
+    return {tracking.SEARCH_TAG: config.study_name, "phasediag.x": f"{config.x(k):.4f}"}
+
+
+def sharpness_until(config: SearchConfig) -> float | None:
+    """The grid records whole sharpness trajectories; bisection only needs to know whether it increased."""
+    return None if config.mode == "grid" else 1.0 + config.sharp_eps
+
+
+def outcome(config: SearchConfig, plan: Plan, result: runner.RunResult) -> tuple[dict, dict]:
+    """The four answers and the margins of a trained point, from what its plan measured."""
     loss_ratio = result.history["loss_ratio"].to_numpy()
     sharpness_ratio = result.history["sharpness_ratio"].to_numpy() if plan.sharpness else None
     barrier = result.barrier if plan.barrier else None
     answers = trial_answers(loss_ratio, sharpness_ratio, result.history["loss"].to_numpy(), barrier, config.sharp_eps)
-    margins = trial_margins(loss_ratio, sharpness_ratio, answers["max"], config.sharp_eps)
-    trial.set_user_attr("hvps", result.hvps)
-    return answers, margins
+    return answers, trial_margins(loss_ratio, sharpness_ratio, answers["max"], config.sharp_eps)
 
 
 def _worker_process(config: SearchConfig, parent_run_id: str, threads: int) -> None:
@@ -265,7 +278,12 @@ def search(config: SearchConfig) -> SearchResult:
     tracking.set_status_running(run_id)
     try:
         init = runner.initialize(config.run)
-        if config.workers == 1:
+        batch = config.batch_c or (auto_batch_c(init) if config.workers == 1 and config.run.sharpness_method == "lanczos" else 1)
+        if batch > 1:
+            from phasediag.search.batched import work_batched  # it builds on this module
+
+            work_batched(config, run_id, init, batch)
+        elif config.workers == 1:
             work(config, run_id, init)
         else:
             threads = max(1, (os.cpu_count() or 1) // config.workers)
