@@ -106,9 +106,12 @@ def _parent_and_children(uri: str, experiment: str):
     return parent, kids
 
 
+@pytest.mark.slow
 def test_batched_grid_search_logs_what_the_sequential_one_logs(store):
-    sequential = search(SearchConfig.from_strings({**TINY, "mode": "grid", "experiment": "s", "x_max": "6"}))
-    together = search(SearchConfig.from_strings({**TINY, "mode": "grid", "experiment": "b", "x_max": "6", "batch_c": "7"}))
+    grid = {**TINY, "mode": "grid", "x_min": "5.5", "x_max": "7", "resolution": "0.2"}  # diverges inside, mid-round
+    sequential = search(SearchConfig.from_strings({**grid, "experiment": "s"}))
+    together = search(SearchConfig.from_strings({**grid, "experiment": "b", "batch_c": "3"}))
+    assert math.isfinite(sequential.constants["c_max"]) and sequential.n_runs % 3 != 0
     assert together.constants == sequential.constants and together.n_runs == sequential.n_runs
     (p_seq, k_seq), (p_bat, k_bat) = _parent_and_children(store, "s"), _parent_and_children(store, "b")
     for name in PARENT_METRICS:
@@ -117,7 +120,7 @@ def test_batched_grid_search_logs_what_the_sequential_one_logs(store):
     assert set(k_bat) == set(k_seq) and len(k_seq) == sequential.n_runs
     for c, kid in k_seq.items():
         twin = k_bat[c]
-        assert twin.data.params == kid.data.params and set(twin.data.metrics) == set(kid.data.metrics)
+        assert {**twin.data.params, "experiment": "s"} == kid.data.params and set(twin.data.metrics) == set(kid.data.metrics)
         assert twin.data.tags["phasediag.x"] == kid.data.tags["phasediag.x"]
         for name in ("loss", "batch_loss"):
             np.testing.assert_allclose(history(store, twin.info.run_id, name), history(store, kid.info.run_id, name), rtol=1e-5)
@@ -136,6 +139,7 @@ def _artifacts(uri: str, run_id: str):
     return found
 
 
+@pytest.mark.slow
 def test_batched_bisection_finds_the_same_constants(store):
     sequential = search(SearchConfig.from_strings({**TINY, "experiment": "s"}))
     together = search(SearchConfig.from_strings({**TINY, "experiment": "b", "batch_c": "4"}))
