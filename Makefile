@@ -16,7 +16,7 @@ DEMO_TRAJECTORIES := --experiment demo_trajectories --arch fcn --depth 4 --width
 DEMO_SATURATION := --experiment demo_saturation --arch uv --depth 2 --width 512 --dataset uv --batch_size 0 \
 	--seeds 0 1 2 3 4 5 6 7 --tau_fixed 100
 
-.PHONY: setup data services test test-fast demo gallery bench clean
+.PHONY: setup data services test test-fast demo gallery bench gpu-check clean
 
 setup: $(STAMP) data
 
@@ -133,6 +133,10 @@ endef
 
 bench: setup
 	$(PY) -m phasediag.bench
+
+# One script for a GPU machine (< 8 min); without CUDA it says so in one line and exits 0.
+gpu-check: setup
+	@$(PY) -m phasediag.gpu_check
 
 clean:
 	rm -rf $(VENV) data out mlruns.db optuna.db mlruns mlartifacts

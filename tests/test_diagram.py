@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from phasediag.reports import claims
 from phasediag import cli
 from phasediag.reports import diagram
 from phasediag import tracking

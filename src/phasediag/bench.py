@@ -11,6 +11,7 @@ Sections (add one: write a function taking the parsed arguments, append it to ``
 * B. uv model: ``uv_report.bench_uv()``.
 * C. Search (issue 3): the paper's grid with its estimator against the default bisection, one seed.
 * D. Per-run overhead of Lightning and MLflow against a bare torch loop.
+* E. Batched runs (issue 12): K values of c as one stacked model against K sequential runs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from phasediag.physics import hessian
-from phasediag.run import runner
+from phasediag.run import batched, runner
 from phasediag.reports import uv as uv_report
 from phasediag.run.callbacks import evaluate
 from phasediag.run.config import RunConfig
@@ -291,6 +292,44 @@ def section_overhead(args: argparse.Namespace) -> None:
           f"{(lightning + mlflow) / medians['runner.train with sharpness (default estimator)']:.1%} of a run with sharpness")
 
 
+# --------------------------------------------------------------------------------------------- section E
+
+BATCHED_CPU = {
+    "FCN d=4 w=128, Fashion-MNIST (2048), mse": dict(arch="fcn", depth=4, width=128, dataset="fashion_mnist", subset=2048),
+    "Myrtle-5 w=16, CIFAR-shaped synthetic (1024), xent": dict(arch="cnn", depth=5, width=16, loss="xent",
+                                                                 dataset="synthetic:3x32x32:1024", measure_examples=512),
+}
+
+
+def batched_vs_sequential(config: RunConfig, cs: list[float], rounds: int = 1) -> dict[str, float]:
+    """Wall of len(cs) sequential runs against one batched run at the same c values (10 steps, sharpness at every
+    step), the medians of `rounds` interleaved rounds, and the largest relative loss difference between the two."""
+    init = runner.initialize(config)
+    runner.train(init, cs[0], sharpness=False)  # warm-up (Lightning, allocator, kernels)
+    sequential, together = [], []
+    for _ in range(rounds):
+        wall, seq = timed(lambda: [runner.train(init, c) for c in cs], init.device)
+        sequential.append(wall)
+        wall, bat = timed(lambda: batched.train_batched(init, cs), init.device)
+        together.append(wall)
+    diff = max(float(((b.history["loss"] - s.history["loss"]).abs() / s.history["loss"].abs()).max()) for s, b in zip(seq, bat))
+    seq_s, bat_s = statistics.median(sequential), statistics.median(together)
+    return {"K": len(cs), "sequential_s": seq_s, "batched_s": bat_s, "speedup": seq_s / bat_s, "max_rel_loss_diff": diff,
+            "hvps": sum(r.hvps for r in seq)}  # fmt: skip
+
+
+def section_batched(args: argparse.Namespace) -> None:
+    """On CPU: is the batched path any faster than running the c values one after the other?"""
+    cs = [1.0, 2.0, 4.0, 8.0]
+    rows = []
+    for name, changes in BATCHED_CPU.items():
+        r = batched_vs_sequential(RunConfig(**{"steps": 10, "log_checkpoints": False, "data_dir": args.data_dir, **changes}), cs)
+        rows.append([name, r["K"], r["hvps"], f"{r['sequential_s']:.1f}", f"{r['batched_s']:.1f}", f"{r['speedup']:.2f}",
+                     f"{r['max_rel_loss_diff']:.1e}"])  # fmt: skip
+    print(f"c = {cs}, 10 SGD steps (B=512), warm Lanczos sharpness at every step, {torch.get_num_threads()} threads\n")
+    print(table(["model", "K", "HVPs (sequential)", "K sequential s", "1 batched s", "speed-up", "max rel loss diff"], rows))
+
+
 # --------------------------------------------------------------------------------------------- driver
 
 SECTIONS: list[tuple[str, str, Callable[[argparse.Namespace], None]]] = [
@@ -298,6 +337,7 @@ SECTIONS: list[tuple[str, str, Callable[[argparse.Namespace], None]]] = [
     ("B", "uv model", section_uv),
     ("C", "Search: the paper's grid protocol against the bisection (issue 3)", section_search),
     ("D", "Per-run overhead of Lightning and MLflow", section_overhead),
+    ("E", "Batched runs: K values of c as one model, against K sequential runs (issue 12)", section_batched),
 ]
 
 

@@ -32,6 +32,7 @@ class SearchConfig:
     heartbeat: int = 10  # seconds between a running trial's heartbeats
     grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
     wait: bool = True  # trials left RUNNING by another process: wait for them (up to grace), else exit non-zero
+    batch_c: int = 0  # c values trained together as one batched model; 0: 1 on CPU, from the free memory on CUDA
 
     unused_run_fields: ClassVar[tuple[str, ...]] = ("c",)  # the search chooses c
 
@@ -49,6 +50,9 @@ class SearchConfig:
             raise ConfigError(f"eps={self.eps!r} is not allowed: it must be in [0, 1), or null")
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
+        if self.batch_c < 0 or (self.batch_c > 1 and (self.workers > 1 or self.run.sharpness_method != "lanczos")):
+            raise ConfigError(f"batch_c={self.batch_c!r} is not allowed here: use 0 (auto), 1, or > 1 with workers=1 and "
+                              "sharpness_method=lanczos")  # fmt: skip
         if self.heartbeat < 1 or self.grace <= self.heartbeat:
             raise ConfigError(f"heartbeat={self.heartbeat}, grace={self.grace}: need heartbeat >= 1 and grace > heartbeat")
 

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from phasediag import signals, tracking
+from phasediag.run.batched import auto_batch_c
 from phasediag.search.config import SearchConfig
 from phasediag.physics.critical import trial_answers, trial_margins
 from phasediag.run import runner
@@ -248,24 +249,35 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
     """Train one c as a child run; measure only what the plan asks; return the four answers and the margins."""
     c = 2.0 ** config.x(plan.k)
     run_config = dataclasses.replace(config.run, c=c, barrier=plan.barrier)
-    tags = {tracking.SEARCH_TAG: config.study_name, tracking.X_TAG: f"{config.x(plan.k):.4f}",
-            tracking.TRIAL_TAG: str(trial.number)}  # fmt: skip
-    if config.run.log_checkpoints:
-        tags[tracking.THETA0_TAG] = f"runs:/{parent_run_id}/{tracking.THETA0_ARTIFACT}"
+    tags = child_tags(config, plan.k, trial.number, parent_run_id)
     with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
         trial.set_user_attr("run_id", run_id)
-        grid = config.mode == "grid"
-        result = runner.train(
-            init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=None if grid else 1.0 + config.sharp_eps
-        )
+        result = runner.train(init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=sharpness_until(config))
         runner.log_result(run_id, init, result, config.run.log_checkpoints)
+    trial.set_user_attr("hvps", result.hvps)
+    return outcome(config, plan, result)
+
+
+def child_tags(config: SearchConfig, k: int, trial_number: int, parent_run_id: str) -> dict[str, str]:
+    """A child run's tags: its search, its x, its trial (to close it if the trial dies) and where theta_0 is."""
+    tags = {tracking.SEARCH_TAG: config.study_name, tracking.X_TAG: f"{config.x(k):.4f}", tracking.TRIAL_TAG: str(trial_number)}
+    if config.run.log_checkpoints:
+        tags[tracking.THETA0_TAG] = f"runs:/{parent_run_id}/{tracking.THETA0_ARTIFACT}"
+    return tags
+
+
+def sharpness_until(config: SearchConfig) -> float | None:
+    """The grid records whole sharpness trajectories; bisection only needs to know whether it increased."""
+    return None if config.mode == "grid" else 1.0 + config.sharp_eps
+
+
+def outcome(config: SearchConfig, plan: Plan, result: runner.RunResult) -> tuple[dict, dict]:
+    """The four answers and the margins of a trained point, from what its plan measured."""
     loss_ratio = result.history["loss_ratio"].to_numpy()
     sharpness_ratio = result.history["sharpness_ratio"].to_numpy() if plan.sharpness else None
     barrier = result.barrier if plan.barrier else None
     answers = trial_answers(loss_ratio, sharpness_ratio, result.history["loss"].to_numpy(), barrier, config.sharp_eps)
-    margins = trial_margins(loss_ratio, sharpness_ratio, answers["max"], config.sharp_eps)
-    trial.set_user_attr("hvps", result.hvps)
-    return answers, margins
+    return answers, trial_margins(loss_ratio, sharpness_ratio, answers["max"], config.sharp_eps)
 
 
 def worker_exit_code(error: BaseException) -> int:
@@ -346,7 +358,12 @@ def search(config: SearchConfig) -> SearchResult:
         bar = tqdm(desc=f"search {config.study_name}", unit="trial", disable=None)
         done = lambda *_: bar.update(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) - bar.n)  # noqa: E731
         done()
-        if config.workers == 1:
+        batch = config.batch_c or (auto_batch_c(init) if config.workers == 1 and config.run.sharpness_method == "lanczos" else 1)
+        if batch > 1:
+            from phasediag.search.batched import work_batched  # it builds on this module
+
+            work_batched(config, run_id, init, batch)
+        elif config.workers == 1:
             work(config, run_id, init, on_trial=done)
         else:
             run_workers(_worker_process, (config, run_id), config.workers, f"search {config.study_name}", 1.0, done)
