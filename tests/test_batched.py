@@ -16,10 +16,13 @@ from phasediag.run import batched, runner
 from phasediag.run.config import RunConfig
 from phasediag.search.study import SearchConfig, search
 
-SMALL = dict(dataset="synthetic:1x4x4:128", measure_examples=64, batch_size=32, steps=6)
-# (config, c values): the last one diverges at once; except for fcn-sp-xent and cnn, the one before it mid-run
+# L_t on the measurement set, where these c values were chosen to diverge; fcn-sp-mse-train checks the training set
+SMALL = dict(dataset="synthetic:1x4x4:128", measure_examples=64, batch_size=32, steps=6, loss_set="measure")
+# (config, c values): the last one diverges at once, except for cnn and the training-set case; except for fcn-sp-xent
+# and cnn, the one before it mid-run
 CASES = {
     "fcn-sp-mse": (dict(arch="fcn", depth=3, width=16, param="sp", loss="mse"), [2, 16, 90.51, 512]),
+    "fcn-sp-mse-train": (dict(arch="fcn", depth=3, width=16, param="sp", loss="mse", loss_set="train"), [2, 16, 90.51, 512]),
     "fcn-ntp-mse": (dict(arch="fcn", depth=3, width=16, param="ntp", loss="mse"), [2, 16, 90.51, 512]),
     "fcn-sp-xent": (dict(arch="fcn", depth=3, width=16, param="sp", loss="xent"), [2, 16, 90.51, 512]),
     "fcn-ntp-xent": (dict(arch="fcn", depth=3, width=16, param="ntp", loss="xent"), [2, 16, 90.51, 512]),
@@ -43,7 +46,8 @@ def test_batched_runs_equal_sequential_runs(case):
     sequential = [runner.train(init, c, barrier=True) for c in cs]
     together = batched.train_batched(init, cs, barrier=True)
     assert [r.diverged for r in sequential] == [r.diverged for r in together]
-    assert sequential[-1].diverged and (case in ("cnn", "fcn-sp-xent") or sequential[-2].diverged and len(sequential[-2].history) > 2)
+    if case not in ("fcn-sp-mse-train", "cnn"):  # these need not diverge at these c (the Myrtle CNN dies, not diverges)
+        assert sequential[-1].diverged and (case == "fcn-sp-xent" or sequential[-2].diverged and len(sequential[-2].history) > 2)
     for seq, bat in zip(sequential, together):
         assert bat.eta == seq.eta
         _same_history(seq, bat, init.config.sharpness_tol)

@@ -182,7 +182,7 @@ ARCH_CASES = {
     "fcn-zero_readout": dict(arch="fcn", depth=3, width=6, in_shape=(1, 3, 3), kw=dict(output="zero_readout")),
     "cnn5": dict(arch="cnn", depth=5, width=2, in_shape=(1, 8, 8), kw={}),
     "cnn7": dict(arch="cnn", depth=7, width=2, in_shape=(1, 8, 8), kw={}),
-    "cnn10": dict(arch="cnn", depth=10, width=2, in_shape=(1, 8, 8), kw={}),
+    "cnn10": dict(arch="cnn", depth=10, width=3, in_shape=(1, 8, 8), kw={}),  # width 2: every ReLU dead at seed 0
     "resnet18": dict(arch="resnet", depth=18, width=1, in_shape=(3, 16, 16), kw={}),
     "resnet34": dict(arch="resnet", depth=34, width=1, in_shape=(3, 16, 16), kw={}),
     "uv": dict(arch="uv", depth=2, width=8, in_shape=(1,), kw={}),

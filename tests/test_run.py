@@ -149,7 +149,7 @@ def test_sharpness_is_measured_on_the_measurement_set_only(store):
 def test_mlflow_run_entry_point_leaves_one_run(store, tmp_path):
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     params = ["-P", "dataset=synthetic:1x4x4:128", "-P", "depth=3", "-P", "measure_examples=64",
-              "-P", "c=1000", "-P", f"data_dir={tmp_path}"]  # fmt: skip
+              "-P", "c=1000", "-P", "batch_size=32", "-P", f"data_dir={tmp_path}"]  # fmt: skip
     done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", REPO, "--env-manager", "local",
                            "--experiment-name", "proj", *params, "-P", "width=16"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,9 +5,7 @@ Bad input ends here as one line `phasediag: error: ...` and exit status 2, befor
 Heavy modules (torch, Lightning, MLflow, Optuna) are imported by the command that needs them, so --help is fast.
 """
 
-import logging
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -271,18 +269,6 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
     return namespace.command, build(cls, namespace[namespace.command].as_dict())
 
 
-def configure_logging() -> None:
-    """INFO and up from phasediag, WARNING and up from everything else, on stderr (stdout is for results)."""
-    # Lightning 2.6's own pytree helper still builds torch's deprecated LeafSpec (torch 2.14): not a user's concern.
-    warnings.filterwarnings("ignore", r".*isinstance.treespec, LeafSpec", FutureWarning)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name.startswith("phasediag"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
 def _user_error(error: Exception) -> bool:
     """Bad input or an unusable store or dataset: ConfigError, or the error type of a module this command imported
     (looked up, not imported: importing run.data for its DataError would load torch for every command)."""
@@ -294,12 +280,12 @@ def _user_error(error: Exception) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from phasediag import signals
+    from phasediag import logs, signals
 
     signals.install()
     try:
         name, config = parse(sys.argv[1:] if argv is None else argv)
-        configure_logging()
+        logs.configure()
         return COMMANDS[name][1](config)
     except BaseException as error:
         stop = signals.interruption(error)

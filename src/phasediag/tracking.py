@@ -272,7 +272,13 @@ def log_dataset(run_id: str, name: str, digest: str, source: str, profile: Mappi
 
     dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": source}),
                       profile=json.dumps(dict(profile)))  # fmt: skip
-    _client().log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train")])])
+    inputs = [DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train")])]
+    try:
+        _client().log_inputs(run_id, datasets=inputs)
+    except Exception as error:  # two processes registering the same dataset at once: the loser links the winner's
+        if "UNIQUE constraint" not in str(error) and "unique constraint" not in str(error).lower():
+            raise
+        _client().log_inputs(run_id, datasets=inputs)
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

@@ -46,11 +46,14 @@ class BatchedTraining(L.LightningModule):
 
     def on_train_start(self) -> None:
         first = self.records[0]
-        loss, accuracy = evaluate(self.model, self.loss_fn, first.inputs.to(self.device), first.targets.to(self.device))
+        first.loss_inputs, first.loss_targets = first.loss_inputs.to(self.device), first.loss_targets.to(self.device)
+        loss, accuracy = evaluate(self.model, self.loss_fn, first.loss_inputs, first.loss_targets)
         for record in self.records:  # theta_0 is shared: one evaluation
             record.inputs, record.targets = record.inputs.to(self.device), record.targets.to(self.device)
+            record.loss_inputs, record.loss_targets = first.loss_inputs, first.loss_targets
             record.vector = record.vector.to(self.device)
-            record.rows.append({"step": 0, "loss": loss, "accuracy": accuracy, "sharpness": record.lambda0.value})
+            record.rows.append({"step": 0, "loss": loss, "accuracy": accuracy, "sharpness": record.lambda0.value,
+                                "sharpness_residual": record.lambda0.residual})  # fmt: skip
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         inputs, targets = batch
@@ -71,10 +74,10 @@ class BatchedTraining(L.LightningModule):
         """Loss and accuracy of the live copies on the measurement set; sharpness where scheduled and wanted."""
         first = self.records[0]
         params = {n: p[live] for n, p in self.params.items()}
-        out = batched.outputs(self.model, params, first.inputs)
-        values = vmap(self.loss_fn, in_dims=(0, None))(out, first.targets).tolist()
-        if first.targets.shape[1] > 1:
-            accuracies = (out.argmax(2) == first.targets.argmax(1)).float().mean(1).tolist()
+        out = batched.outputs(self.model, params, first.loss_inputs)
+        values = vmap(self.loss_fn, in_dims=(0, None))(out, first.loss_targets).tolist()
+        if first.loss_targets.shape[1] > 1:
+            accuracies = (out.argmax(2) == first.loss_targets.argmax(1)).float().mean(1).tolist()
         else:
             accuracies = [math.nan] * len(live)
         wanted = []
@@ -100,7 +103,7 @@ class BatchedTraining(L.LightningModule):
             record.hvps += eigen.hvps
             if math.isfinite(eigen.value):
                 record.vector = eigen.vector
-            record.rows[-1]["sharpness"] = eigen.value
+            record.rows[-1]["sharpness"], record.rows[-1]["sharpness_residual"] = eigen.value, eigen.residual
             if record.sharpness_until is not None and round(eigen.value / record.lambda0.value, 2) > record.sharpness_until:
                 record.sharpness = False  # the answer is known: it increased
 
@@ -133,7 +136,7 @@ def train_batched(
     schedule = measure_at or measure_schedule(config.schedule, steps_per_epoch)
     records = [
         Measurements(
-            init.data.measurement_set, LOSSES[config.loss], init.lambda0, sharpness=wanted, schedule=schedule,
+            init.data.measurement_set, LOSSES[config.loss], init.lambda0, loss_set=runner.loss_examples(init), sharpness=wanted, schedule=schedule,
             sharpness_until=sharpness_until, tol=config.sharpness_tol, seed=config.seed,
         )  # fmt: skip
         for wanted in wants_sharpness
@@ -163,7 +166,7 @@ def barrier_of(model: torch.nn.Module, init: runner.Initialization, record: Meas
     """(U, curve) as `callbacks.Barrier` computes them: inf and no curve for a diverged copy."""
     if diverged:
         return math.inf, None
-    curve = interpolated_losses(model, init.initial_state, record.loss_fn, record.inputs, record.targets, Barrier.GRID)
+    curve = interpolated_losses(model, init.initial_state, record.loss_fn, record.loss_inputs, record.loss_targets, Barrier.GRID)
     return float(curve.max() - curve[0]), curve
 
 

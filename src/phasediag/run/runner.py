@@ -100,6 +100,11 @@ def initialize(config: RunConfig) -> Initialization:
     return Initialization(config, data, model, lambda0, device)
 
 
+def loss_examples(init: Initialization) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where L_t is measured: the training set (the paper's), or with loss_set=measure the measurement set."""
+    return init.data.measurement_set if init.config.loss_set == "measure" else init.data.training_set
+
+
 def train(
     init: Initialization,
     c: float,
@@ -119,9 +124,8 @@ def train(
     loss_fn = LOSSES[config.loss]
     module = EarlyTraining(copy.deepcopy(init.model), loss_fn, eta)
     steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
-    loss_set = init.data.measurement_set if config.loss_set == "measure" else init.data.training_set
     measurements = Measurements(
-        init.data.measurement_set, loss_fn, init.lambda0, loss_set=loss_set, sharpness=sharpness,
+        init.data.measurement_set, loss_fn, init.lambda0, loss_set=loss_examples(init), sharpness=sharpness,
         schedule=measure_at or measure_schedule(config.schedule, steps_per_epoch), sharpness_until=sharpness_until,
         method="power" if config.sharpness_method == "power" else "lanczos", tol=config.sharpness_tol,
         hvp_mode=config.hvp_mode, seed=config.seed, label=f"c={c:.4g}, seed {config.seed}",

@@ -44,7 +44,7 @@ class SearchConfig:
             raise ConfigError(f"resolution={self.resolution!r} is not allowed: it must be in (0, 1]")
         if not self.x_max > self.x_min:
             raise ConfigError(f"x_max={self.x_max!r} is not allowed: it must be > x_min={self.x_min!r}")
-        if not self.x_min <= self.x_start <= self.x_max:
+        if self.mode == "bisect" and not self.x_min <= self.x_start <= self.x_max:  # the grid starts at x_min
             raise ConfigError(f"x_start={self.x_start!r} is not allowed: it must be in [x_min, x_max] = [{self.x_min}, {self.x_max}]")
         if self.eps is not None and not 0 <= self.eps < 1:
             raise ConfigError(f"eps={self.eps!r} is not allowed: it must be in [0, 1), or null")

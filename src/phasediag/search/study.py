@@ -327,6 +327,9 @@ def run_workers(target: Callable, args: tuple, workers: int, what: str, poll: fl
 def _worker_process(config: SearchConfig, parent_run_id: str, threads: int) -> None:
     import torch
 
+    from phasediag import logs
+
+    logs.configure()
     signals.install()
     torch.set_num_threads(threads)
     try:

@@ -156,6 +156,9 @@ def progress(study: optuna.Study) -> tuple[int, int]:
 def _worker_process(spec: SweepSpec, threads: int) -> None:
     import torch
 
+    from phasediag import logs
+
+    logs.configure()
     signals.install()
     os.environ.pop("MLFLOW_RUN_ID", None)  # the `mlflow run` project run belongs to the main process
     torch.set_num_threads(threads)

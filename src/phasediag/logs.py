@@ -1,0 +1,26 @@
+"""Logging for the command line and its worker processes (never at import): phasediag's INFO and everybody's
+WARNING and up on stderr, stdout being for results."""
+
+import logging
+import sys
+import warnings
+
+QUIET = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING, "urllib3": logging.ERROR}
+# Lightning's device/tip/stop lines are INFO; urllib3's per-retry lines would drown the one-line outage error.
+
+
+def configure() -> None:
+    """Once per process: the CLI's main and each spawned worker call it."""
+    # Lightning 2.6's own pytree helper still builds torch's deprecated LeafSpec (torch 2.14): not a user's concern.
+    warnings.filterwarnings("ignore", r".*isinstance.treespec, LeafSpec", FutureWarning)
+    root = logging.getLogger()
+    if any(getattr(h, "phasediag", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.phasediag = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name.startswith("phasediag"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name, level in QUIET.items():
+        logging.getLogger(name).setLevel(level)
