@@ -158,7 +158,10 @@ def test_mlflow_run_entry_point_leaves_one_run(store, tmp_path):
     bad = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", REPO, "--env-manager", "local",
                           "--experiment-name", "proj", *params, "-P", "width=0"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert bad.returncode != 0 and "width=0" in bad.stderr
-    assert len(runs_of(store, "proj")) == 1  # MLflow's own run for the bad call was discarded
+    runs = {r.info.run_id: r for r in runs_of(store, "proj")}
+    assert len(runs) == 2 and runs[run.info.run_id].info.status == "FINISHED"  # the good run untouched
+    (failed,) = [r for r in runs.values() if r.info.run_id != run.info.run_id]  # MLflow's own run for the bad call
+    assert failed.info.status == "FAILED" and "width=0" in failed.data.tags["phasediag.end_reason"]
 
 
 # ---- fidelity to the paper: L_t on the training set, lambda0's estimator, Lanczos residuals, output scale
