@@ -12,6 +12,7 @@ from phasediag.physics.losses import mse
 from phasediag.run import batched, runner
 from phasediag.run.config import RunConfig
 from phasediag.search.study import SearchConfig, search
+from phasediag.vocabulary import CONSTANTS
 from test_batched import CASES, SMALL, TINY, _same_history
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -59,12 +60,17 @@ def test_batched_equals_sequential_on_the_gpu(case):
     sequential = [runner.train(gpu, c, barrier=True) for c in cs]
     for seq, bat in zip(sequential, batched.train_batched(gpu, cs, barrier=True)):
         assert seq.diverged == bat.diverged
-        _same_history(seq, bat, gpu.config.sharpness_tol)
+        # Batched and single matrix products round differently on the GPU, and a diverging copy amplifies that
+        # (fcn-ntp-xent at c = 512, loss x1000 per step: 2.6e-4 apart at L = 5e7; with logits of order 1e4 the
+        # saturated softmax puts the sharpness 1 % apart at L = 2e4). Compared while the loss is below 1e3.
+        sane = (seq.history["loss"] < 1e3) & (bat.history["loss"] < 1e3)
+        _same_history(dataclasses.replace(seq, history=seq.history[sane]), dataclasses.replace(bat, history=bat.history[sane]),
+                      gpu.config.sharpness_tol, rtol=1e-3)  # fmt: skip
 
 
 def test_a_search_on_the_gpu_finds_the_cpu_constants(store):
     on = {"cpu": search(SearchConfig.from_strings({**TINY, "experiment": "cpu", "accelerator": "cpu"})),
           "gpu": search(SearchConfig.from_strings({**TINY, "experiment": "gpu", "accelerator": "gpu", "batch_c": "4"}))}  # fmt: skip
-    for name, value in on["cpu"].constants.items():
-        other = on["gpu"].constants[name]
+    for name in CONSTANTS:  # within one grid step (0.1 in log2 c)
+        value, other = on["cpu"].constants[name], on["gpu"].constants[name]
         assert math.isnan(value) == math.isnan(other) and (math.isnan(value) or abs(math.log2(value / other)) <= 0.1 + 1e-9)

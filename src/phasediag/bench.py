@@ -301,16 +301,17 @@ BATCHED_CPU = {
 }
 
 
-def batched_vs_sequential(config: RunConfig, cs: list[float], rounds: int = 1) -> dict[str, float]:
+def batched_vs_sequential(config: RunConfig, cs: list[float], rounds: int = 1, sharpness: bool = True) -> dict[str, float]:
     """Wall of len(cs) sequential runs against one batched run at the same c values (10 steps, sharpness at every
-    step), the medians of `rounds` interleaved rounds, and the largest relative loss difference between the two."""
+    step unless `sharpness` is false), the medians of `rounds` interleaved rounds, and the largest relative loss
+    difference between the two."""
     init = runner.initialize(config)
     runner.train(init, cs[0], sharpness=False)  # warm-up (Lightning, allocator, kernels)
     sequential, together = [], []
     for _ in range(rounds):
-        wall, seq = timed(lambda: [runner.train(init, c) for c in cs], init.device)
+        wall, seq = timed(lambda: [runner.train(init, c, sharpness=sharpness) for c in cs], init.device)
         sequential.append(wall)
-        wall, bat = timed(lambda: batched.train_batched(init, cs), init.device)
+        wall, bat = timed(lambda: batched.train_batched(init, cs, sharpness=sharpness), init.device)
         together.append(wall)
     diff = max(float(((b.history["loss"] - s.history["loss"]).abs() / s.history["loss"].abs()).max()) for s, b in zip(seq, bat))
     seq_s, bat_s = statistics.median(sequential), statistics.median(together)

@@ -143,12 +143,7 @@ def train_batched(
     ]
     etas = [c / init.lambda0.value for c in cs]
     module = BatchedTraining(init, etas, records)
-    trainer = L.Trainer(
-        accelerator="gpu" if init.device.type == "cuda" else "cpu", devices=1, max_steps=config.steps, max_epochs=-1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )  # fmt: skip
-    trainer.fit(module, train_dataloaders=init.data.train_dataloader())
+    runner.fit(init, module)
     results = []
     for k, (c, eta, record) in enumerate(zip(cs, etas, records)):
         model = module.copy_model(k)

@@ -171,12 +171,12 @@ def interpolated_losses(
 ) -> np.ndarray:  # fmt: skip
     """L((1 - s) theta_0 + s theta_T) for s in grid, theta_T = the model's current parameters (Def. 2)."""
     end = {name: p.detach().clone() for name, p in model.named_parameters()}
-    probe = copy.deepcopy(model)
+    probe = copy.deepcopy(model).to(inputs.device)  # after Trainer.fit the model may be back on the CPU, the data not
     losses = []
     with torch.no_grad():
         for s in grid:
             for name, p in probe.named_parameters():
-                p.copy_(torch.lerp(start[name].to(p.device), end[name], float(s)))
+                p.copy_(torch.lerp(start[name].to(p.device), end[name].to(p.device), float(s)))
             losses.append(evaluate(probe, loss_fn, inputs, targets)[0])
     return np.asarray(losses)
 

@@ -135,15 +135,7 @@ def train(
     wants_barrier = config.barrier if barrier is None else barrier
     if wants_barrier:
         callbacks.append(Barrier(measurements, divergence, init.initial_state))
-    trainer = L.Trainer(
-        accelerator="gpu" if init.device.type == "cuda" else "cpu", devices=1, max_steps=config.steps, max_epochs=-1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=callbacks, num_sanity_val_steps=0,
-    )  # fmt: skip
-    with warnings.catch_warnings():
-        # The data are tensors in memory: worker processes would only add start-up time to a 10-step run.
-        warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
-        trainer.fit(module, train_dataloaders=init.data.train_dataloader())
+    fit(init, module, callbacks)
     result = RunResult(
         c=c, eta=eta, history=measurements.history(eta), diverged=divergence.diverged, hvps=measurements.hvps,
         final_state={k: v.detach().cpu() for k, v in module.model.state_dict().items()},
@@ -151,6 +143,21 @@ def train(
     if wants_barrier:
         result.barrier, result.barrier_curve = callbacks[-1].value, callbacks[-1].curve
     return result
+
+
+def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callback] | None = None) -> None:
+    """config.steps SGD steps of `module` on init's training data, with Lightning's Trainer on init's device."""
+    with warnings.catch_warnings():
+        # The data are tensors in memory: worker processes would only add start-up time to a 10-step run.
+        warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
+        # accelerator=cpu on a GPU machine is the user's choice (the GPU tests' CPU reference), not an oversight.
+        warnings.filterwarnings("ignore", "GPU available but not used.*", PossibleUserWarning)
+        trainer = L.Trainer(
+            accelerator="gpu" if init.device.type == "cuda" else "cpu", devices=1, max_steps=init.config.steps,
+            max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0,
+        )  # fmt: skip
+        trainer.fit(module, train_dataloaders=init.data.train_dataloader())
 
 
 def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints: bool) -> None:
