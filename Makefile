@@ -45,11 +45,14 @@ services:
 	$(call apt_install,test -x /usr/lib/postgresql/15/bin/initdb,postgresql-15,PostgreSQL 15 server binaries)
 	$(call apt_install,command -v chromium >/dev/null,chromium,headless Chromium)
 
+# Two pytest workers, one thread each: half the suite waits on subprocesses, servers and grace periods, and on two
+# cores two OpenMP threads per process would fight over the cores (see tests/test_hessian.py).
+TEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2
 test: setup services
-	$(PY) -m pytest -q -ra --durations=15
+	$(TEST_PARALLEL) -q -ra --durations=15
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(TEST_PARALLEL) -q -m "not slow"
 
 demo: setup
 	mkdir -p $(DEMO)
