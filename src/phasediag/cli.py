@@ -156,9 +156,7 @@ def saturation_command(config: SaturationConfig) -> int:
           if len(fit) else "saturation: c_crit=nan (no value of c left to fit)")  # fmt: skip
     print(f"{result.n_diverged} of {len(result.table)} runs diverged: NaN, left out of the mean; the fit stops below "
           "the first c where any seed diverged" + (f" and at x <= {config.x_fit_max}" if config.x_fit_max is not None else ""))  # fmt: skip
-    print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
-    if result.run_id:
-        print(f"logged as run {result.run_id} in experiment {_experiment_of(result.run_id)!r}; open with: {uri}")
+    _wrote(config.out, result.files, sum(result.seconds.values()), result.run_id, f"; open with: {uri}")
     return 0
 
 
@@ -171,9 +169,7 @@ def saturation_widths_command(config: SaturationWidthsConfig) -> int:
         _tracking_uri()
     result = saturation_widths.run_widths(config, config.widths)
     print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}, w<width>/) in {result.seconds:.1f} s")
-    if result.run_id:
-        print(f"logged as run {result.run_id} in experiment {_experiment_of(result.run_id)!r}")
+    _wrote(config.out, {**result.files, "": Path("w<width>")}, result.seconds, result.run_id)
     return 0
 
 
@@ -185,10 +181,15 @@ def longrun_command(config: LongrunConfig) -> int:
     if config.log:
         _tracking_uri()
     result = longrun.run_longrun(config, progress=lambda line: print(line, flush=True))
-    print(f"wrote {config.out}/ ({', '.join(p.name for p in result.files.values())}) in {sum(result.seconds.values()):.1f} s")
-    if result.run_id:
-        print(f"logged as run {result.run_id} in experiment {_experiment_of(result.run_id)!r}")
+    _wrote(config.out, result.files, sum(result.seconds.values()), result.run_id)
     return 0
+
+
+def _wrote(out: str | Path, files: dict[str, Path], seconds: float, run_id: str | None, where: str = "") -> None:
+    """The closing lines of a report command: what it wrote, and the MLflow run that holds it."""
+    print(f"wrote {out}/ ({', '.join(p.name for p in files.values())}) in {seconds:.1f} s")
+    if run_id:
+        print(f"logged as run {run_id} in experiment {_experiment_of(run_id)!r}{where}")
 
 
 def _store_with_data() -> None:

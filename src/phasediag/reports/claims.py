@@ -429,7 +429,7 @@ def chi_prime_width(saturation: pd.DataFrame | None, seeds: pd.DataFrame | None,
         for panel, part in runs.groupby(keys, sort=True, dropna=False) if keys else [((), runs)]:
             if part[x_column].nunique() < 2:
                 continue
-            grids, samples, statistics = [], [], []
+            samples, statistics = [], []
             for _, run in part.iterrows():
                 grid, ratios = _saturation_samples(seeds, curves, run["run_id"])
                 samples.append(ratios)
