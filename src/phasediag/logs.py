@@ -5,8 +5,14 @@ import logging
 import sys
 import warnings
 
-QUIET = {"lightning.pytorch": logging.WARNING, "lightning.fabric": logging.WARNING, "urllib3": logging.ERROR}
 # Lightning's device/tip/stop lines are INFO; urllib3's per-retry lines would drown the one-line outage error.
+# Lightning sets its package loggers to INFO when it is imported, which may be after this: its lines are also
+# quieted at the loggers they come from, which it leaves alone.
+QUIET = {
+    **dict.fromkeys(["lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                     "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"], logging.WARNING),
+    "urllib3": logging.ERROR,
+}  # fmt: skip
 
 
 def configure() -> None:
