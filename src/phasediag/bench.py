@@ -26,11 +26,11 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 
 import torch
 
+from phasediag import logs
 from phasediag.physics import hessian
 from phasediag.run import batched, runner
 from phasediag.reports import uv as uv_report
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated section letters to run (default: all)")
     parser.add_argument("--data_dir", default="data", help="where Fashion-MNIST is (as for `phasediag data`)")
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's, once per run
+    logs.configure()
     wanted = {s.strip().upper() for s in args.sections.split(",")}
     for key, title, fn in SECTIONS:
         if key in wanted:
