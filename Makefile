@@ -142,4 +142,4 @@ gpu-check: setup
 	@$(PY) -m phasediag.gpu_check
 
 clean:
-	rm -rf $(VENV) data out mlruns.db mlflow.db optuna.db mlruns mlartifacts
+	rm -rf $(VENV) data out mlruns.db optuna.db mlruns mlartifacts
