@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from phasediag.reports import output_files
 from phasediag.physics import regimes
 from phasediag.reports.config import LongrunConfig
 
@@ -66,9 +67,7 @@ def train_all(config: LongrunConfig, progress: Callable[[str], None] | None = No
 def write(table: pd.DataFrame, regime_table: pd.DataFrame, config: LongrunConfig) -> dict[str, Path]:
     from phasediag.plots import longrun as longrun_plots
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in FILES}
+    files = output_files(config.out, FILES)
     table.to_csv(files["longrun.csv"], index=False)
     regime_table.to_csv(files["longrun_regimes.csv"], index=False)
     r = config.run

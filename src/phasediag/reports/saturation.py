@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from phasediag import progress
+from phasediag.reports import output_files
 from phasediag.physics import critical
 from phasediag.reports.config import SaturationConfig
 
@@ -130,9 +131,7 @@ def curve(table: pd.DataFrame, config: SaturationConfig) -> tuple[pd.DataFrame, 
 def write(table: pd.DataFrame, frame: pd.DataFrame, c_crit: float, config: SaturationConfig) -> dict[str, Path]:
     from phasediag.plots import saturation as saturation_plots
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in FILES}
+    files = output_files(config.out, FILES)
     table.to_csv(files["saturation.csv"], index=False)
     frame.to_csv(files["saturation_curve.csv"], index=False)
     r = config.run

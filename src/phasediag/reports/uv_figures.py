@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phasediag.reports import output_files
 from phasediag.physics import uvmodel
 from phasediag.reports import uv
 
@@ -70,13 +71,11 @@ def run_uv_figures(
     """Tables and the two figures in `out`; with `log`, one MLflow run (tag phasediag.kind=uv_figures) holding them."""
     from phasediag.plots import uv_figures as plots
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    files = output_files(out, FILES)
     paths, fig9_constants = trajectories(FIG9_WIDTHS, FIG9_C, seed, init, steps)
     grid = uvmodel.log2_grid(uv.X_MIN, uv.X_MAX, GRID_STEP)
     relations = uv.critical_table(sorted(widths), inits, seed, grid, steps)
     order = order_table(relations)
-    files = {name: out / name for name in FILES}
     for name, table in zip(FILES, (paths, fig9_constants, relations, order)):
         table.to_csv(files[name], index=False)
     plots.trajectories(paths, fig9_constants, files["uv_fig9_trajectories.png"])
