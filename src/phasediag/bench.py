@@ -12,6 +12,8 @@ Sections (add one: write a function taking the parsed arguments, append it to ``
 * C. Search (issue 3): the paper's grid with its estimator against the default bisection, one seed.
 * D. Per-run overhead of Lightning and MLflow against a bare torch loop.
 * E. Batched runs (issue 12): K values of c as one stacked model against K sequential runs.
+* F. Where one search's time goes: each kind of computation timed and FLOP-counted, times its count (``costs``).
+* G. A bisection with K points per round: runs and rounds against K, on threshold answers (no training).
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ from collections.abc import Callable
 
 import torch
 
-from phasediag import logs
+from phasediag import costs, logs
+from phasediag.costs import timed
 from phasediag.physics import hessian
 from phasediag.run import batched, runner
 from phasediag.reports import uv as uv_report
 from phasediag.run.callbacks import evaluate
 from phasediag.run.config import RunConfig
 from phasediag.physics.losses import LOSSES
-from phasediag.search.study import SearchConfig, search
+from phasediag.search.study import SearchConfig, SearchResult, search
 from phasediag.vocabulary import CONSTANTS
 
 # --- section A settings
@@ -48,20 +51,6 @@ RUN_ORDER = ("paper", "default", "default", "paper")  # ABBA: cancels a linear d
 REFERENCE_TOL, REFERENCE_MAX_ITER = 1e-7, 300
 TARGET_HVP_RATIO, TARGET_ERROR, TARGET_HVP_SHARE = 2.2, 1e-3, 1 / 3
 
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
-    """(seconds, result) of one call, synchronising the device around it."""
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - start, out
 
 
 def mark(ok: bool) -> str:
@@ -331,6 +320,77 @@ def section_batched(args: argparse.Namespace) -> None:
     print(table(["model", "K", "HVPs (sequential)", "K sequential s", "1 batched s", "speed-up", "max rel loss diff"], rows))
 
 
+# --------------------------------------------------------------------------------------------- section F
+
+BREAKDOWN = dict(arch="fcn", depth=4, width=128, dataset="fashion_mnist", loss="mse", steps=10, log_checkpoints=False)
+
+
+def search_breakdown(config: RunConfig, **search_changes) -> tuple[float, SearchResult, list[list[str]]]:
+    """(wall, result, rows of costs.breakdown) of one search in a throw-away store, `config.experiment` there."""
+    with tempfile.TemporaryDirectory() as folder, _tracking_store(folder):
+        wall, result = timed(lambda: search(SearchConfig(config, **search_changes)), runner.device_for(config.accelerator))
+        init = runner.initialize(config)
+        counts = costs.search_counts(config.experiment, result.parent_run_id, init.lambda0.hvps)
+        return wall, result, costs.breakdown(costs.unit_costs(init), counts, wall)
+
+
+def section_breakdown(args: argparse.Namespace) -> None:
+    """One bisection search of the agreement's FCN on the full Fashion-MNIST (L_t and the barrier on all 60000 images).
+    The unit costs are timed after the search: a machine busy with other work then makes 'the rest' wrong."""
+    config = RunConfig(**BREAKDOWN, data_dir=args.data_dir, experiment="bench_breakdown")
+    wall, result, rows = search_breakdown(config, batch_c=1)
+    constants = ", ".join(f"{name} {result.constants[name]:.3g}" for name in CONSTANTS)
+    print(f"FCN d={config.depth} w={config.width}, {config.dataset} ({config.subset or 'all'} training images), seed {config.seed}: one "
+          f"bisection search, {result.n_runs} runs in {wall:.1f} s ({constants}), {torch.get_num_threads()} threads\n")  # fmt: skip
+    print(table(costs.HEADER, rows))
+
+
+# --------------------------------------------------------------------------------------------- section G
+
+# Measured constants: the GPU check's search (FCN d=8 w=512, Fashion-MNIST, seed 0), a full-size CPU search (FCN d=4
+# w=256, Fashion-MNIST, seed 0; README, bench F) and the paper's Fig. 2 (CNNs on CIFAR-10; the deep one has no
+# barrier below its divergence: censored to c_max).
+THRESHOLDS = {"FCN d=8 w=512 (GPU check)": {"loss": 2.83, "sharp": 4.59, "barrier": 6.5, "max": 13.0},
+              "FCN d=4 w=256 (CPU, 60000 images)": {"loss": 3.48, "sharp": 6.06, "barrier": 8.57, "max": 9.85},
+              "CNN d=5 w=512 (paper, Fig. 2a-c)": {"loss": 2.82, "sharp": 5.65, "barrier": 5.65, "max": 17.14},
+              "CNN d=10 w=128 (paper, Fig. 2d-f)": {"loss": 36.75, "sharp": 39.39, "barrier": 48.5, "max": 48.5}}  # fmt: skip
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+
+
+def rounds_and_runs(config: SearchConfig, thresholds: dict[str, float], size: int) -> tuple[int, int]:
+    """(rounds, runs) of a search asking `size` points per round as search/batched.py does (each asked point
+    pending while the next is chosen), answered by c >= threshold per question (c_max: above it)."""
+    ledger = config.empty_ledger()
+    rounds = runs = 0
+    while not ledger.complete:
+        asked = []
+        for _ in range(size):
+            k = ledger.next_point()
+            if k is None or ledger.plan(k) is None:
+                break
+            ledger.pending.add(k)
+            asked.append(k)
+        for k in asked:
+            ledger.pending.discard(k)
+            c = 2.0 ** config.x(k)
+            ledger.record(k, {q: c > t if q == "max" else c >= t for q, t in thresholds.items()})
+        rounds, runs = rounds + 1, runs + len(asked)
+    return rounds, runs
+
+
+def section_rounds(args: argparse.Namespace) -> None:
+    """K points per round shorten a search in rounds but lengthen it in runs; which wins depends on what a round of
+    K costs against one run (section E on CPU, the GPU check's throughput rows on a GPU)."""
+    config = SearchConfig(RunConfig())
+    rows = []
+    for name, thresholds in THRESHOLDS.items():
+        counts = [rounds_and_runs(config, thresholds, k) for k in BATCH_SIZES]
+        rows.append([name, *(f"{rounds} / {runs}" for rounds, runs in counts)])
+    print("Default bisection settings, answers alone (no margins: the real search also probes where the margins cross "
+          "zero, which saves runs at every K)\n")  # fmt: skip
+    print(table(["constants", *(f"K={k}: rounds / runs" for k in BATCH_SIZES)], rows))
+
+
 # --------------------------------------------------------------------------------------------- driver
 
 SECTIONS: list[tuple[str, str, Callable[[argparse.Namespace], None]]] = [
@@ -339,6 +399,8 @@ SECTIONS: list[tuple[str, str, Callable[[argparse.Namespace], None]]] = [
     ("C", "Search: the paper's grid protocol against the bisection (issue 3)", section_search),
     ("D", "Per-run overhead of Lightning and MLflow", section_overhead),
     ("E", "Batched runs: K values of c as one model, against K sequential runs (issue 12)", section_batched),
+    ("F", "Where one search's time goes", section_breakdown),
+    ("G", "A bisection with K points per round: rounds and runs", section_rounds),
 ]
 
 

@@ -177,6 +177,10 @@ def log_run(
 
 MAX_BATCH_C = 32  # beyond this a search has no use for more points per round
 MEMORY_SHARE = 0.5  # of the free device memory: the rest is headroom for the allocator and the measurement set
+# A search's default K on CUDA. With K points per round a bisection needs 1/3 to 1/4 of the rounds at K = 4 for about
+# the runs of the sequential search, but 2 to 3 times the runs at K = 16-32 (`make bench`, section G), and a round of
+# a large network costs nearly K runs (GPU check, 2026-11-29: 38 runs at K = 32, 2.4x from K = 16).
+SEARCH_BATCH_C = 4
 
 
 def bytes_per_copy(init: runner.Initialization) -> int:
@@ -196,10 +200,15 @@ def bytes_per_copy(init: runner.Initialization) -> int:
     return itemsize * (parameters * (30 + 4) + 4 * sum(counted) * len(inputs))
 
 
-def auto_batch_c(init: runner.Initialization) -> int:
-    """The default K: 1 on CPU (vmap gives no speed-up there); on CUDA as many copies as fit in MEMORY_SHARE of the
-    free memory by `bytes_per_copy`, at most MAX_BATCH_C."""
-    if init.device.type != "cuda":
-        return 1
+def copies_that_fit(init: runner.Initialization) -> int:
+    """How many copies fit in MEMORY_SHARE of the free CUDA memory by `bytes_per_copy`, at most MAX_BATCH_C."""
     free, _ = torch.cuda.mem_get_info(init.device)
     return int(max(1, min(MAX_BATCH_C, MEMORY_SHARE * free // bytes_per_copy(init))))
+
+
+def auto_batch_c(init: runner.Initialization) -> int:
+    """A search's default K: 1 on CPU (vmap gives no speed-up there); on CUDA SEARCH_BATCH_C, fewer if they do not
+    fit (`copies_that_fit`)."""
+    if init.device.type != "cuda":
+        return 1
+    return min(SEARCH_BATCH_C, copies_that_fit(init))

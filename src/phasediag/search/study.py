@@ -113,6 +113,7 @@ class SearchResult:
     n_runs: int
     hvps: int
     non_monotone: list[str] = field(default_factory=list)
+    batch_c: int = 1  # the points trained together per round, as resolved from SearchConfig.batch_c
 
 
 def claimed_run(study: optuna.Study, storage_url: str, key: str, create: Callable[[], str], grace: int) -> tuple[str, bool]:
@@ -371,7 +372,7 @@ def search(config: SearchConfig) -> SearchResult:
         else:
             run_workers(_worker_process, (config, run_id), config.workers, f"search {config.study_name}", 1.0, done)
         bar.close()
-        result = summarize(config, study, run_id, init.lambda0.value)
+        result = dataclasses.replace(summarize(config, study, run_id, init.lambda0.value), batch_c=batch)
         close_orphans(config, study, run_id)
     tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
                                   "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip

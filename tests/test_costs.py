@@ -1,0 +1,68 @@
+"""Where a search's time goes (costs.py) counts the right things, and the GPU check's steps run (here on CPU)."""
+
+import math
+
+import pytest
+import torch
+
+from phasediag import costs, gpu_check, tracking
+from phasediag.run import runner
+from phasediag.run.callbacks import Barrier
+from phasediag.run.config import RunConfig
+from phasediag.search.study import SearchConfig, search
+
+FCN = dict(arch="fcn", depth=3, width=16, dataset="synthetic:1x4x4:128", measure_examples=64, batch_size=32,
+           log_checkpoints=False)  # fmt: skip
+
+
+def test_unit_flops_follow_the_layer_sizes():
+    """A loss evaluation of an FCN is 2 N sum(fan_in * fan_out) matrix-product FLOPs; a barrier is GRID of them."""
+    init = runner.initialize(RunConfig(**FCN))
+    unit = costs.unit_costs(init, rounds=1)
+    n = len(runner.loss_examples(init)[0])
+    per_example = 2 * (16 * 16 + 16 * 16 + 16 * 10)  # 4x4 inputs, width 16, 10 classes
+    assert unit["loss_evaluation"].flops == n * per_example
+    assert unit["barrier"].flops == len(Barrier.GRID) * unit["loss_evaluation"].flops
+    batch = init.config.batch_size
+    # forward, the weights' gradients and the inputs' gradients of every layer but the first
+    assert unit["sgd_step"].flops == batch * (per_example + per_example + 2 * (16 * 16 + 16 * 10))
+    assert unit["hvp"].flops > 0 and all(cost.seconds > 0 for cost in unit.values())
+
+
+@pytest.mark.slow
+def test_search_counts_agree_with_the_logged_runs(store):
+    config = RunConfig(**FCN, experiment="counts")
+    result = search(SearchConfig(config, x_max=7.0))
+    init = runner.initialize(config)
+    counts = costs.search_counts("counts", result.parent_run_id, init.lambda0.hvps)
+    assert counts["runs"] == result.n_runs and counts["hvp"] == result.hvps + init.lambda0.hvps
+    assert counts["loss_evaluation"] == counts["sgd_step"] + counts["runs"]
+    children = tracking.runs("counts", parent_run_id=result.parent_run_id)
+    trained_in_full = children["diverged"] == 0
+    assert counts["sgd_step"] >= config.steps * trained_in_full.sum() and counts["sgd_step"] <= config.steps * len(children)
+    # a barrier was evaluated exactly where the run has its interpolation curve
+    assert counts["barrier"] == tracking.interpolations(children["run_id"])["run_id"].nunique() > 0
+    rows = costs.breakdown(costs.unit_costs(init, rounds=1), counts, wall=100.0)
+    assert len(rows) == len(costs.KINDS) + 1 and all(len(row) == len(costs.HEADER) for row in rows)
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert gpu_check.main([]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_gpu_check_steps_run_on_cpu(store, tmp_path):
+    """The check's new steps are exercised here, so that GPU time is not spent finding a Python error."""
+    check = gpu_check.GpuCheck(str(tmp_path), accelerator="cpu", fcn={**FCN, "steps": 4})
+    rows = check.breakdown()
+    assert rows[0][0].startswith("sequential bisection search") and len(rows) == 1 + len(costs.KINDS) + 1
+    auto, old = check.one_search()
+    assert auto[0].endswith("K=1 (auto)") and old[0].endswith("K=32 (the CUDA default before 2026-12-06)")  # auto: 1 on CPU
+    assert all("c_loss=" in row[2] for row in (auto, old))
+    (speed, difference) = check.tf32()
+    # on CPU the CUDA flags change nothing: the two passes are the same computation
+    assert difference[1] == "loss 0.0e+00, sharpness 0.0e+00" and difference[2].startswith("loss, sharpness and divergence answers equal at 16/16")
+    assert math.isfinite(float(speed[1].split(" s vs ")[0]))
