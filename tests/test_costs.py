@@ -1,5 +1,7 @@
-"""Where a search's time goes (costs.py) counts the right things, and the GPU check's steps run (here on CPU)."""
+"""Where a search's time goes (costs.py) counts the right things, the estimates are the counted work, and the GPU
+check's steps run (here on CPU)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -8,6 +10,7 @@ import torch
 from phasediag import costs, gpu_check, tracking
 from phasediag.run import runner
 from phasediag.run.callbacks import Barrier
+from phasediag.reports.config import SaturationConfig
 from phasediag.run.config import RunConfig
 from phasediag.search.study import SearchConfig, search
 
@@ -66,3 +69,27 @@ def test_gpu_check_steps_run_on_cpu(store, tmp_path):
     # on CPU the CUDA flags change nothing: the two passes are the same computation
     assert difference[1] == "loss 0.0e+00, sharpness 0.0e+00" and difference[2].startswith("loss, sharpness and divergence answers equal at 16/16")
     assert math.isfinite(float(speed[1].split(" s vs ")[0]))
+
+
+def test_estimates_are_the_counted_work():
+    """The FCN's forward FLOPs are 2 sum(fan_in fan_out); a search's estimate grows by its loss evaluations times the
+    added examples; a saturation scan is its steps, evaluations and sharpness window, per c and seed."""
+    run = RunConfig(arch="fcn", depth=3, width=16, dataset="fashion_mnist", loss="mse", measure_examples=64)
+    per_example = costs.flops_per_example(run)
+    assert per_example["forward"] == 2 * (784 * 16 + 16 * 16 + 16 * 10)
+    assert costs.cpu_flop_rate(run, per_example) > 0
+    small, large = (costs.search_estimate(SearchConfig(dataclasses.replace(run, subset=n)), per_example, 1e9) for n in (1000, 2000))
+    counts = costs.PER_SEARCH["bisect"]
+    evaluations = counts["runs"] * (run.steps + 1) + counts["barrier"] * len(Barrier.GRID)
+    assert large["flops"] - small["flops"] == pytest.approx(evaluations * 1000 * per_example["forward"])
+    assert large["cpu_s"] == pytest.approx(large["flops"] / 1e9 + counts["runs"] * costs.CPU_REST_S)
+
+    every_step = dataclasses.replace(run, subset=1000, steps=10, schedule="every_step")
+    sharpness = 64 * (per_example["sharpness"] + costs.HVPS_PER_MEASUREMENT * per_example["hvp"])
+    assert costs.run_estimate(every_step, per_example, 1e9)["flops"] == pytest.approx(
+        11 * 1000 * per_example["forward"] + 10 * run.batch_size * per_example["sgd_step"] + 10 * sharpness)
+
+    scan = SaturationConfig(dataclasses.replace(run, subset=1000), seeds=(0, 1), x_min=0.0, x_max=0.6, x_step=0.1, tau_fixed=3,
+                            tau_halfwidth=1)  # fmt: skip
+    one_c = 5 * 1000 * per_example["forward"] + 4 * run.batch_size * per_example["sgd_step"] + 3 * sharpness
+    assert len(scan.x) == 7 and costs.saturation_estimate(scan, per_example, 1e9)["flops"] == pytest.approx(2 * 7 * one_c)

@@ -1,10 +1,16 @@
-"""Where the time of one search goes. Each kind of computation a search repeats is timed on the search's own
-initialisation, with its matrix-product and convolution FLOPs counted by torch's FlopCounterMode, and multiplied
-by how often the finished search did it (read from its child runs). What the products leave of the search's wall
-is the per-run rest: Lightning, MLflow, Optuna, the Lanczos bookkeeping and Python. Used by `make bench` (section F,
-CPU) and `make gpu-check` (GPU)."""
+"""What the computations of a search cost, measured and estimated.
+
+Measured (`make bench` section F on CPU, `make gpu-check` on a GPU): each kind of computation a search repeats is
+timed on the search's own initialisation, with its matrix-product and convolution FLOPs counted by torch's
+FlopCounterMode, and multiplied by how often the finished search did it (read from its child runs). What the
+products leave of the search's wall is the rest: Lightning, MLflow, Optuna, the Lanczos bookkeeping and Python.
+
+Estimated (`analysis/estimate_costs.py`, the README's figure table): the same kinds of work, counted for a command
+that has not run (a search from the averages of measured ones), times the model's FLOPs per example.
+"""
 
 import copy
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -18,7 +24,10 @@ from phasediag import tracking
 from phasediag.physics import hessian
 from phasediag.physics.losses import LOSSES
 from phasediag.run import runner
-from phasediag.run.callbacks import Barrier, evaluate, interpolated_losses
+from phasediag.run.callbacks import Barrier, evaluate, interpolated_losses, measure_schedule
+from phasediag.reports.config import SaturationConfig
+from phasediag.run.config import RunConfig
+from phasediag.search.config import SearchConfig
 
 KINDS = {  # what a search repeats, in the words of the breakdown table
     "sgd_step": "SGD steps (forward and backward on one batch)",
@@ -100,11 +109,11 @@ def search_counts(experiment: str, parent_run_id: str, lambda0_hvps: int) -> dic
     }
 
 
-def breakdown(costs: dict[str, Cost], counts: dict[str, int], wall: float) -> list[list[str]]:
+def breakdown(units: dict[str, Cost], counts: dict[str, int], wall: float) -> list[list[str]]:
     """Rows of (what, count, one, all, share of the wall, GFLOP, GFLOP/s), then the rest per run, for `bench.table`."""
     rows, spent = [], 0.0
     for kind, words in KINDS.items():
-        cost, count = costs[kind], counts[kind]
+        cost, count = units[kind], counts[kind]
         total = cost.seconds * count
         spent += total
         rows.append([words, count, f"{cost.seconds * 1e3:.2f} ms", f"{total:.1f} s", f"{total / wall:.0%}",
@@ -116,3 +125,100 @@ def breakdown(costs: dict[str, Cost], counts: dict[str, int], wall: float) -> li
 
 
 HEADER = ["what", "count", "one", "all", "share of the wall", "GFLOP", "GFLOP/s"]
+
+
+# --------------------------------------------------------------------------------------------- estimates
+
+# What one search does (KINDS), on average: bisection from bench F (10 runs, 6 barriers, 242 HVPs, 42 sharpness
+# measurements) and a
+# profiled FCN d=4 w=256 search (14, 8, 249, 42), both on the full Fashion-MNIST; the grid from benchmark C's scans
+# (46.5 runs, a barrier at each point below the divergence, 2734 HVPs, the sharpness at every step).
+PER_SEARCH = {
+    "bisect": {"runs": 12.0, "barrier": 7.0, "hvp": 250.0, "sharpness": 42.0},
+    "grid": {"runs": 46.5, "barrier": 45.5, "hvp": 2734.0, "sharpness": 465.0},
+}
+DATASETS = {"mnist": ((1, 28, 28), 60_000), "fashion_mnist": ((1, 28, 28), 60_000), "cifar10": ((3, 32, 32), 50_000)}
+HVPS_PER_MEASUREMENT = 5  # a warm-started Lanczos solve (bench E: 205 products for 40 measurements)
+CPU_REST_S = 0.1  # per run, bench F
+GPU_FLOP_S, GPU_REST_S = 20e12, 0.35  # one H200 in fp32: the batched FCN evaluation reached 23-41 TFLOP/s (README)
+
+
+def flops_per_example(run: RunConfig) -> dict[str, float]:
+    """Matrix-product FLOPs per example of a forward pass, an SGD step, a sharpness measurement's cached Hessian
+    operator (its build) and one of its products, counted on 4 random examples of the dataset's shape."""
+    from phasediag.models import build_model
+
+    shape, _ = DATASETS[run.dataset]
+    model = build_model(run.arch, run.depth, run.width, param=run.param, in_shape=shape, num_classes=10, seed=0,
+                        bias=run.bias, output=run.output, output_scale=run.output_scale, output_sigma=run.output_sigma)  # fmt: skip
+    loss_fn = LOSSES[run.loss]
+    inputs, targets = torch.randn(4, *shape), torch.eye(10)[:4]
+    counted = {}
+
+    def count(name: str, fn: Callable[[], object]) -> object:
+        with FlopCounterMode(display=False) as counter:
+            out = fn()
+        counted[name] = counter.get_total_flops() / len(inputs)
+        return out
+
+    with torch.no_grad():
+        count("forward", lambda: model(inputs))
+    count("sgd_step", lambda: loss_fn(model(inputs), targets).backward())
+    op = count("sharpness", lambda: hessian.HessianOperator(model, loss_fn, inputs, targets))
+    count("hvp", lambda: op(torch.randn(op.dim)))
+    return counted
+
+
+def cpu_flop_rate(run: RunConfig, per_example: dict[str, float], work: float = 5e10) -> float:
+    """FLOP/s of this machine on the model's forward pass (what most of the work is): best of 2 passes over as many
+    examples as make about `work` FLOPs (8 to 512)."""
+    from phasediag.models import build_model
+
+    shape, _ = DATASETS[run.dataset]
+    model = build_model(run.arch, run.depth, run.width, param=run.param, in_shape=shape, num_classes=10, seed=0, bias=run.bias)
+    examples = int(min(512, max(8, work // per_example["forward"])))
+    inputs = torch.randn(examples, *shape)
+    with torch.no_grad():
+        seconds = min(timed(lambda: model(inputs), torch.device("cpu"))[0] for _ in range(2))
+    return per_example["forward"] * examples / seconds
+
+
+def _estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float, *, evaluations: float, steps: float,
+              measurements: float, hvps: float, runs: float) -> dict[str, float]:
+    """FLOPs and seconds (CPU here, one H200) of that much work on `run`'s model and data."""
+    n = run.subset or DATASETS[run.dataset][1]
+    loss_set = min(run.measure_size, n) if run.loss_set == "measure" else n
+    batch, m = run.batch_size or n, min(run.measure_size, n)
+    flops = (evaluations * loss_set * per_example["forward"] + steps * batch * per_example["sgd_step"]
+             + measurements * m * per_example["sharpness"] + hvps * m * per_example["hvp"])  # fmt: skip
+    return {"flops": flops, "cpu_s": flops / cpu_rate + runs * CPU_REST_S, "gpu_s": flops / GPU_FLOP_S + runs * GPU_REST_S}
+
+
+def search_estimate(config: SearchConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
+    """One search, from PER_SEARCH's counts."""
+    counts, steps = PER_SEARCH[config.mode], config.run.steps
+    evaluations = counts["runs"] * (steps + 1) + counts["barrier"] * len(Barrier.GRID)
+    return _estimate(config.run, per_example, cpu_rate, evaluations=evaluations, steps=counts["runs"] * steps,
+                     measurements=counts["sharpness"], hvps=counts["hvp"], runs=counts["runs"])  # fmt: skip
+
+
+def run_estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
+    """One run of `run.steps` steps, the sharpness on its schedule (HVPS_PER_MEASUREMENT products each)."""
+    n = run.subset or DATASETS[run.dataset][1]
+    wanted = measure_schedule(run.schedule, math.ceil(n / (run.batch_size or n)))
+    measurements = sum(map(wanted, range(1, run.steps + 1)))
+    return _estimate(run, per_example, cpu_rate, evaluations=run.steps + 1, steps=run.steps, measurements=measurements,
+                     hvps=measurements * HVPS_PER_MEASUREMENT, runs=1)  # fmt: skip
+
+
+def saturation_estimate(config: SaturationConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
+    """Every seed at every c of the grid: tau + h steps, the sharpness over the window of 2 h + 1 steps."""
+    total = dict.fromkeys(("flops", "cpu_s", "gpu_s"), 0.0)
+    for x in config.x:
+        tau = config.tau(2.0**x)
+        steps, measurements = tau + config.tau_halfwidth, len(config.window_steps(tau))
+        one = _estimate(config.run, per_example, cpu_rate, evaluations=steps + 1, steps=steps, measurements=measurements,
+                        hvps=measurements * HVPS_PER_MEASUREMENT, runs=1)  # fmt: skip
+        for name, value in one.items():
+            total[name] += value * len(config.seeds)
+    return total

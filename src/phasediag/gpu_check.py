@@ -146,7 +146,7 @@ class GpuCheck:
 
     def breakdown(self) -> list[list[str]]:
         """The same search with batch_c=1, its time split by costs.breakdown (one row per kind of computation)."""
-        from phasediag import bench, costs
+        from phasediag import bench
         from phasediag.run.config import RunConfig
 
         config = RunConfig(**self.fcn, data_dir=self.data_dir, accelerator=self.accelerator, experiment="gpu_check_breakdown")
