@@ -19,13 +19,15 @@ FCN = dict(arch="fcn", depth=3, width=16, dataset="synthetic:1x4x4:128", measure
 
 
 def test_unit_flops_follow_the_layer_sizes():
-    """A loss evaluation of an FCN is 2 N sum(fan_in * fan_out) matrix-product FLOPs; a barrier is GRID of them."""
+    """A loss evaluation of an FCN is 2 N sum(fan_in * fan_out) matrix-product FLOPs; a barrier is GRID of them, but
+    for the first layer, which it computes at the two ends only."""
     init = runner.initialize(RunConfig(**FCN))
     unit = costs.unit_costs(init, rounds=1)
     n = len(runner.loss_examples(init)[0])
     per_example = 2 * (16 * 16 + 16 * 16 + 16 * 10)  # 4x4 inputs, width 16, 10 classes
     assert unit["loss_evaluation"].flops == n * per_example
-    assert unit["barrier"].flops == len(Barrier.GRID) * unit["loss_evaluation"].flops
+    first_layer = 2 * 16 * 16
+    assert unit["barrier"].flops == n * (len(Barrier.GRID) * (per_example - first_layer) + 2 * first_layer)
     batch = init.config.batch_size
     # forward, the weights' gradients and the inputs' gradients of every layer but the first
     assert unit["sgd_step"].flops == batch * (per_example + per_example + 2 * (16 * 16 + 16 * 10))
@@ -79,9 +81,12 @@ def test_estimates_are_the_counted_work():
     assert per_example["forward"] == 2 * (784 * 16 + 16 * 16 + 16 * 10)
     assert costs.cpu_flop_rate(run, per_example) > 0
     small, large = (costs.search_estimate(SearchConfig(dataclasses.replace(run, subset=n)), per_example, 1e9) for n in (1000, 2000))
+    # the FCN's barrier computes its first layer at the two ends only
+    first_layer = 2 * 784 * 16
+    assert per_example["barrier"] == len(Barrier.GRID) * (per_example["forward"] - first_layer) + 2 * first_layer
     counts = costs.PER_SEARCH["bisect"]
-    evaluations = counts["runs"] * (run.steps + 1) + counts["barrier"] * len(Barrier.GRID)
-    assert large["flops"] - small["flops"] == pytest.approx(evaluations * 1000 * per_example["forward"])
+    per_search = counts["runs"] * (run.steps + 1) * per_example["forward"] + counts["barrier"] * per_example["barrier"]
+    assert large["flops"] - small["flops"] == pytest.approx(1000 * per_search)
     assert large["cpu_s"] == pytest.approx(large["flops"] / 1e9 + counts["runs"] * costs.CPU_REST_S)
 
     every_step = dataclasses.replace(run, subset=1000, steps=10, schedule="every_step")

@@ -135,6 +135,29 @@ def test_barrier_matches_interpolation_of_logged_checkpoints(store):
     assert small.barrier == 0.0  # a small step only descends along the straight path
 
 
+@pytest.mark.parametrize("changes", [dict(param="sp"), dict(param="ntp", bias=True), dict(output_scale=0.5),
+                                     dict(arch="cnn", depth=5, width=4, dataset="synthetic:1x8x8:128")])
+def test_interpolated_losses_match_the_loss_at_each_interpolated_point(changes, monkeypatch):
+    """The FCN's fast path (its first layer's outputs interpolated, not recomputed) and the generic path both give
+    L((1 - s) theta_0 + s theta_T) as a model holding those parameters computes it, on data of several chunks."""
+    from phasediag.run import callbacks
+
+    monkeypatch.setattr(callbacks, "EVAL_CHUNK", 48)  # 128 examples: chunks of 48, 48, 32
+    init = runner.initialize(dataclasses.replace(_config(), **changes))
+    inputs, targets = init.data.training_set
+    end = runner.train(init, 4.0, sharpness=False).final_state
+    model = copy.deepcopy(init.model)
+    model.load_state_dict(end)
+    grid = np.linspace(0, 1, 11)
+    curve = interpolated_losses(model, init.initial_state, mse, inputs, targets, grid)
+    for s, value in zip(grid, curve):
+        point = copy.deepcopy(init.model)
+        with torch.no_grad():
+            for name, p in point.named_parameters():
+                p.copy_((1 - s) * init.initial_state[name] + s * end[name])
+            assert value == pytest.approx(mse(point(inputs), targets).item(), rel=1e-5)
+
+
 def test_sharpness_is_measured_on_the_measurement_set_only(store):
     """Same measurement set for every c; the batch order is fixed by the seed."""
     init = runner.initialize(_config())

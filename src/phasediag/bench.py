@@ -37,7 +37,7 @@ from phasediag.costs import timed
 from phasediag.physics import hessian
 from phasediag.run import batched, runner
 from phasediag.reports import uv as uv_report
-from phasediag.run.callbacks import evaluate
+from phasediag.run.callbacks import Barrier, evaluate, interpolated_losses
 from phasediag.run.config import RunConfig
 from phasediag.physics.losses import LOSSES
 from phasediag.search.study import SearchConfig, SearchResult, search
@@ -343,6 +343,26 @@ def section_breakdown(args: argparse.Namespace) -> None:
     print(f"FCN d={config.depth} w={config.width}, {config.dataset} ({config.subset or 'all'} training images), seed {config.seed}: one "
           f"bisection search, {result.n_runs} runs in {wall:.1f} s ({constants}), {torch.get_num_threads()} threads\n")  # fmt: skip
     print(table(costs.HEADER, rows))
+    fast, direct = barrier_paths(runner.initialize(config))
+    print(f"\nOne barrier, side by side (ABBA): the first layer interpolated {fast:.2f} s, recomputed at every point "
+          f"{direct:.2f} s: {direct / fast:.1f}x")  # fmt: skip
+
+
+def barrier_paths(init: runner.Initialization) -> tuple[float, float]:
+    """Median seconds of one barrier with the FCN's first layer interpolated, and recomputed at every point (the
+    same model inside a plain Sequential, which hides its stem), in ABBA order."""
+    loss_fn, (inputs, targets) = LOSSES[init.config.loss], runner.loss_examples(init)
+    model = copy.deepcopy(init.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.1)  # any other end point costs the same
+    hidden = torch.nn.Sequential(model)
+    walls = {True: [], False: []}
+    for fast in (True, False, False, True):
+        net = model if fast else hidden
+        start = {name: p.detach() * (1 / 1.1) for name, p in net.named_parameters()}
+        walls[fast].append(timed(lambda: interpolated_losses(net, start, loss_fn, inputs, targets, Barrier.GRID), init.device)[0])
+    return statistics.median(walls[True]), statistics.median(walls[False])
 
 
 # --------------------------------------------------------------------------------------------- section G

@@ -34,7 +34,7 @@ KINDS = {  # what a search repeats, in the words of the breakdown table
     "loss_evaluation": "loss evaluations on the loss set (L_t at every step)",
     "sharpness": "sharpness measurements: the Hessian operator built (gradient graph on the measurement set)",
     "hvp": "Hessian-vector products on the measurement set",
-    "barrier": f"barriers ({len(Barrier.GRID)} loss evaluations from theta_0 to theta_T)",
+    "barrier": f"barriers (the loss at {len(Barrier.GRID)} points from theta_0 to theta_T)",
 }
 
 
@@ -145,7 +145,7 @@ GPU_FLOP_S, GPU_REST_S = 20e12, 0.35  # one H200 in fp32: the batched FCN evalua
 
 def flops_per_example(run: RunConfig) -> dict[str, float]:
     """Matrix-product FLOPs per example of a forward pass, an SGD step, a sharpness measurement's cached Hessian
-    operator (its build) and one of its products, counted on 4 random examples of the dataset's shape."""
+    operator (its build), one of its products and a barrier, counted on 4 random examples of the dataset's shape."""
     from phasediag.models import build_model
 
     shape, _ = DATASETS[run.dataset]
@@ -166,6 +166,8 @@ def flops_per_example(run: RunConfig) -> dict[str, float]:
     count("sgd_step", lambda: loss_fn(model(inputs), targets).backward())
     op = count("sharpness", lambda: hessian.HessianOperator(model, loss_fn, inputs, targets))
     count("hvp", lambda: op(torch.randn(op.dim)))
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    count("barrier", lambda: interpolated_losses(model, start, loss_fn, inputs, targets, Barrier.GRID))
     return counted
 
 
@@ -184,22 +186,22 @@ def cpu_flop_rate(run: RunConfig, per_example: dict[str, float], work: float = 5
 
 
 def _estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float, *, evaluations: float, steps: float,
-              measurements: float, hvps: float, runs: float) -> dict[str, float]:
+              measurements: float, hvps: float, runs: float, barriers: float = 0.0) -> dict[str, float]:
     """FLOPs and seconds (CPU here, one H200) of that much work on `run`'s model and data."""
     n = run.subset or DATASETS[run.dataset][1]
     loss_set = min(run.measure_size, n) if run.loss_set == "measure" else n
     batch, m = run.batch_size or n, min(run.measure_size, n)
-    flops = (evaluations * loss_set * per_example["forward"] + steps * batch * per_example["sgd_step"]
-             + measurements * m * per_example["sharpness"] + hvps * m * per_example["hvp"])  # fmt: skip
+    flops = (loss_set * (evaluations * per_example["forward"] + barriers * per_example["barrier"])
+             + steps * batch * per_example["sgd_step"] + measurements * m * per_example["sharpness"]
+             + hvps * m * per_example["hvp"])  # fmt: skip
     return {"flops": flops, "cpu_s": flops / cpu_rate + runs * CPU_REST_S, "gpu_s": flops / GPU_FLOP_S + runs * GPU_REST_S}
 
 
 def search_estimate(config: SearchConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
     """One search, from PER_SEARCH's counts."""
     counts, steps = PER_SEARCH[config.mode], config.run.steps
-    evaluations = counts["runs"] * (steps + 1) + counts["barrier"] * len(Barrier.GRID)
-    return _estimate(config.run, per_example, cpu_rate, evaluations=evaluations, steps=counts["runs"] * steps,
-                     measurements=counts["sharpness"], hvps=counts["hvp"], runs=counts["runs"])  # fmt: skip
+    return _estimate(config.run, per_example, cpu_rate, evaluations=counts["runs"] * (steps + 1), steps=counts["runs"] * steps,
+                     measurements=counts["sharpness"], hvps=counts["hvp"], runs=counts["runs"], barriers=counts["barrier"])  # fmt: skip
 
 
 def run_estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 import math
 import numbers
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ from .resnet import ResNet
 from .uv import UV
 from .wrappers import Centered, Scaled, zero_readout_
 
-__all__ = ["ARCHS", "OUTPUTS", "PARAMS", "CNN_DEPTHS", "RESNET_DEPTHS", "build_model",
+__all__ = ["ARCHS", "OUTPUTS", "PARAMS", "CNN_DEPTHS", "RESNET_DEPTHS", "build_model", "stem_and_head",
            "FCN", "MyrtleCNN", "ResNet", "UV", "Dense", "Centered", "Scaled"]
 
 
@@ -40,6 +41,16 @@ def build_model(arch: str, depth: int, width: int, *, param: str = "sp", in_shap
         net = Centered(net)
     alpha = output_scale * (width ** -output_sigma if output_sigma is not None else 1.0)
     return net if alpha == 1.0 else Scaled(net, alpha)
+
+
+def stem_and_head(net: nn.Module) -> tuple[Callable, Callable] | None:
+    """(stem, head) with net(x) = head(stem(x)) and stem affine in its own parameters, for the FCN (plain or scaled);
+    None for the other models."""
+    if isinstance(net, FCN):
+        return net.stem, net.head
+    if isinstance(net, Scaled) and isinstance(net.net, FCN):
+        return net.net.stem, lambda h: net.scale * net.net.head(h)
+    return None
 
 
 def _make(arch: str, depth: int, width: int, param: str, in_shape: tuple[int, ...], num_classes: int,

@@ -60,5 +60,14 @@ class FCN(nn.Module):
         self.hidden = nn.Sequential(*layers)
         self.readout = dense(fan_in, num_classes, gain=1.0, param=param, bias=bias)
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The first layer's output: affine in that layer's parameters."""
+        first = self.hidden[0] if len(self.hidden) else self.readout
+        return first(x.flatten(1))
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The rest of the network, from the first layer's output."""
+        return self.readout(self.hidden[1:](h)) if len(self.hidden) else h
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.hidden(x.flatten(1)))
+        return self.head(self.stem(x))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from phasediag.models import stem_and_head
 from phasediag.physics import hessian
 from phasediag.physics.critical import DIVERGENCE_LOSS
 from phasediag.physics.losses import LossFn
@@ -169,15 +170,34 @@ def interpolated_losses(
     model: torch.nn.Module, start: dict[str, torch.Tensor], loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
     grid: np.ndarray,
 ) -> np.ndarray:  # fmt: skip
-    """L((1 - s) theta_0 + s theta_T) for s in grid, theta_T = the model's current parameters (Def. 2)."""
+    """L((1 - s) theta_0 + s theta_T) for s in grid, theta_T = the model's current parameters (Def. 2), L the mean
+    over chunks of EVAL_CHUNK examples as in `evaluate`. Where the first layer is affine in its parameters (the FCN),
+    its output along the path is the same interpolation of its outputs at the two ends: it is computed twice rather
+    than once per s, and on image inputs it is most of an FCN's FLOPs."""
     end = {name: p.detach().clone() for name, p in model.named_parameters()}
     probe = copy.deepcopy(model).to(inputs.device)  # after Trainer.fit the model may be back on the CPU, the data not
+    chunks = list(zip(inputs.split(EVAL_CHUNK), targets.split(EVAL_CHUNK)))
+
+    def place(s: float) -> None:
+        for name, p in probe.named_parameters():
+            p.copy_(torch.lerp(start[name].to(p.device), end[name].to(p.device), s))
+
+    split = stem_and_head(probe)
     losses = []
     with torch.no_grad():
-        for s in grid:
-            for name, p in probe.named_parameters():
-                p.copy_(torch.lerp(start[name].to(p.device), end[name].to(p.device), float(s)))
-            losses.append(evaluate(probe, loss_fn, inputs, targets)[0])
+        if split is not None:
+            stem, head = split
+            place(0.0)
+            first = [stem(x) for x, _ in chunks]
+            place(1.0)
+            last = [stem(x) for x, _ in chunks]
+        for s in map(float, grid):
+            place(s)
+            if split is None:
+                losses.append(evaluate(probe, loss_fn, inputs, targets)[0])
+                continue
+            total = sum(loss_fn(head(torch.lerp(a, b, s)), y).item() * len(y) for a, b, (_, y) in zip(first, last, chunks))
+            losses.append(total / len(inputs))
     return np.asarray(losses)
 
 
