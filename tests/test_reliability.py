@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import lightning
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -258,6 +259,38 @@ def test_tracking_server_outage_fails_fast_in_one_line_per_worker_and_a_rerun_co
 # --- 6: SIGTERM and SIGINT -------------------------------------------------------------------------------------
 
 
+def test_a_signal_lost_in_a_finalizer_still_stops_the_next_run_and_step(monkeypatch):
+    """A signal whose exception Python swallowed (it landed in a __del__, e.g. Lightning's Profiler being collected;
+    found by this suite) stops the next run before it starts, and a run in progress at its next step."""
+    from phasediag import signals
+    from phasediag.run import runner
+    from phasediag.run.config import RunConfig
+
+    monkeypatch.setattr(signals, "_received", [])
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)  # Python would print the lost exception
+
+    class Collected:
+        def __del__(self) -> None:
+            signals._handler(signal.SIGTERM, None)
+
+    class LoseASignal(lightning.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            Collected()
+
+    init = runner.initialize(RunConfig(arch="fcn", depth=2, width=8, dataset="synthetic:1x4x4:64", measure_examples=32,
+                                       batch_size=16, steps=4))  # fmt: skip
+    Collected()
+    with pytest.raises(signals.Interrupted) as caught:
+        runner.train(init, 1.0)
+    assert caught.value.exit_code == 143
+
+    monkeypatch.setattr(signals, "_received", [])
+    module = runner.EarlyTraining(init.model, runner.LOSSES["mse"], 1.0)
+    with pytest.raises(BaseException) as caught:  # inside Trainer.fit Lightning turns the interrupt into exit(1)
+        runner.fit(init, module, [LoseASignal()])
+    assert signals.interruption(caught.value).exit_code == 143 and module.batch_losses and len(module.batch_losses) < 4
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_kills_the_run_fails_the_trial_and_the_rerun_completes(tmp_path, signum, code):
@@ -266,7 +299,8 @@ def test_signal_kills_the_run_fails_the_trial_and_the_rerun_completes(tmp_path, 
     store = f"sqlite:///{tmp_path}/mlflow.db"
     env = env_for(store)
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    name = SearchConfig.from_strings({**TINY, **FAST, "experiment": "sig"}).study_name
+    longer = {"steps": "40"}  # a trial spends most of its time training, where the signal is meant to land
+    name = SearchConfig.from_strings({**TINY, **FAST, **longer, "experiment": "sig"}).study_name
 
     def trials():
         try:
@@ -274,7 +308,7 @@ def test_signal_kills_the_run_fails_the_trial_and_the_rerun_completes(tmp_path, 
         except KeyError:
             return []
 
-    worker = subprocess.Popen(search_argv("sig"), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(search_argv("sig", **longer), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and worker.poll() is None:  # a trial is training (its child run exists)
         time.sleep(0.2)
@@ -296,14 +330,14 @@ def test_signal_kills_the_run_fails_the_trial_and_the_rerun_completes(tmp_path, 
     statuses = {r.info.run_id: r.info.status for r in runs_of(store, "sig")}
     assert run_ids and all(statuses.get(i) in ("KILLED", "FINISHED") for i in run_ids if i)  # none left RUNNING
 
-    done = subprocess.run(search_argv("sig"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(search_argv("sig", **longer), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     redone = {t.params["k"] for t in trials() if t.state.name == "COMPLETE"}
     assert {t.params["k"] for t in failed if "k" in t.params} <= redone  # the killed trial's c was retried
     parent = client.get_run(optuna.load_study(study_name=name, storage=storage).user_attrs["parent_run_id"])
     assert parent.info.status == "FINISHED"
     assert not [r for r in runs_of(store, "sig") if r.info.status == "RUNNING"]
-    clean = subprocess.run(search_argv("clean"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    clean = subprocess.run(search_argv("clean", **longer), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert clean.returncode == 0
     (uninterrupted,) = parents_constants(store, "clean").values()
     same_constants({c: parent.data.metrics[c] for c in CONSTANTS}, uninterrupted)

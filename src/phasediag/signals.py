@@ -35,6 +35,14 @@ def _handler(signum: int, frame) -> None:
     raise Interrupted(signum)
 
 
+def raise_if_received() -> None:
+    """Raise Interrupted if a signal has arrived. Called at safe points (every SGD step, every run): the handler's
+    exception is lost when the signal lands in a finalizer (a `__del__` during garbage collection, where Python only
+    prints it), and the process would otherwise go on as if nothing had happened."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
 def install() -> None:
     """Handle SIGTERM and SIGINT in this process (main thread only, where Python delivers signals)."""
     if threading.current_thread() is threading.main_thread():

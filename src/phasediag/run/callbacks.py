@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from phasediag import signals
 from phasediag.models import stem_and_head
 from phasediag.physics import hessian
 from phasediag.physics.critical import DIVERGENCE_LOSS
@@ -149,6 +150,13 @@ class Measurements(L.Callback):
         frame["sharpness_ratio"] = frame["sharpness"] / self.lambda0.value
         frame["eta_sharpness"] = eta * frame["sharpness"]
         return frame
+
+
+class StopOnSignal(L.Callback):
+    """SIGTERM / SIGINT stop the run at the next step even when their exception was lost in a finalizer."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        signals.raise_if_received()
 
 
 class DivergenceStop(L.Callback):

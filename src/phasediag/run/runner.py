@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 
 from phasediag.physics import hessian
-from phasediag import tracking
-from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, measure_schedule, warn_unconverged
+from phasediag import signals, tracking
+from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, StopOnSignal, measure_schedule, warn_unconverged
 from phasediag.run.config import RunConfig
 from phasediag.run.data import EarlyTrainingData
 from phasediag.physics.losses import LOSSES
@@ -147,6 +147,7 @@ def train(
 
 def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callback] | None = None) -> None:
     """config.steps SGD steps of `module` on init's training data, with Lightning's Trainer on init's device."""
+    signals.raise_if_received()
     with warnings.catch_warnings():
         # The data are tensors in memory: worker processes would only add start-up time to a 10-step run.
         warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
@@ -155,7 +156,7 @@ def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callb
         trainer = L.Trainer(
             accelerator="gpu" if init.device.type == "cuda" else "cpu", devices=1, max_steps=init.config.steps,
             max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0,
+            enable_model_summary=False, callbacks=[*(callbacks or []), StopOnSignal()], num_sanity_val_steps=0,
         )  # fmt: skip
         trainer.fit(module, train_dataloaders=init.data.train_dataloader())
 
