@@ -325,25 +325,25 @@ def section_batched(args: argparse.Namespace) -> None:
 BREAKDOWN = dict(arch="fcn", depth=4, width=128, dataset="fashion_mnist", loss="mse", steps=10, log_checkpoints=False)
 
 
-def search_breakdown(config: RunConfig, **search_changes) -> tuple[float, SearchResult, list[list[str]]]:
-    """(wall, result, rows of costs.breakdown) of one search in a throw-away store, `config.experiment` there."""
+def search_breakdown(config: RunConfig, **search_changes) -> tuple[float, SearchResult, list[list[str]], runner.Initialization]:
+    """(wall, result, rows of costs.breakdown, the initialisation) of one search in a throw-away store."""
     with tempfile.TemporaryDirectory() as folder, _tracking_store(folder):
         wall, result = timed(lambda: search(SearchConfig(config, **search_changes)), runner.device_for(config.accelerator))
-        init = runner.initialize(config)
+        init = runner.initialize(config)  # the search's own, rebuilt: search() keeps it to itself
         counts = costs.search_counts(config.experiment, result.parent_run_id, init.lambda0.hvps)
-        return wall, result, costs.breakdown(costs.unit_costs(init), counts, wall)
+        return wall, result, costs.breakdown(costs.unit_costs(init), counts, wall), init
 
 
 def section_breakdown(args: argparse.Namespace) -> None:
     """One bisection search of the agreement's FCN on the full Fashion-MNIST (L_t and the barrier on all 60000 images).
     The unit costs are timed after the search: a machine busy with other work then makes 'the rest' wrong."""
     config = RunConfig(**BREAKDOWN, data_dir=args.data_dir, experiment="bench_breakdown")
-    wall, result, rows = search_breakdown(config, batch_c=1)
+    wall, result, rows, init = search_breakdown(config, batch_c=1)
     constants = ", ".join(f"{name} {result.constants[name]:.3g}" for name in CONSTANTS)
     print(f"FCN d={config.depth} w={config.width}, {config.dataset} ({config.subset or 'all'} training images), seed {config.seed}: one "
           f"bisection search, {result.n_runs} runs in {wall:.1f} s ({constants}), {torch.get_num_threads()} threads\n")  # fmt: skip
     print(table(costs.HEADER, rows))
-    fast, direct = barrier_paths(runner.initialize(config))
+    fast, direct = barrier_paths(init)
     print(f"\nOne barrier, side by side (ABBA): the first layer interpolated {fast:.2f} s, recomputed at every point "
           f"{direct:.2f} s: {direct / fast:.1f}x")  # fmt: skip
 

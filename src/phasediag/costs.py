@@ -21,6 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from phasediag import tracking
+from phasediag.models import build_model
 from phasediag.physics import hessian
 from phasediag.physics.losses import LOSSES
 from phasediag.run import runner
@@ -130,9 +131,8 @@ HEADER = ["what", "count", "one", "all", "share of the wall", "GFLOP", "GFLOP/s"
 # --------------------------------------------------------------------------------------------- estimates
 
 # What one search does (KINDS), on average: bisection from bench F (10 runs, 6 barriers, 242 HVPs, 42 sharpness
-# measurements) and a
-# profiled FCN d=4 w=256 search (14, 8, 249, 42), both on the full Fashion-MNIST; the grid from benchmark C's scans
-# (46.5 runs, a barrier at each point below the divergence, 2734 HVPs, the sharpness at every step).
+# measurements) and a profiled FCN d=4 w=256 search (14, 8, 249, 42), both on the full Fashion-MNIST; the grid from
+# benchmark C's scans (46.5 runs, a barrier at each point below the divergence, 2734 HVPs, sharpness at every step).
 PER_SEARCH = {
     "bisect": {"runs": 12.0, "barrier": 7.0, "hvp": 250.0, "sharpness": 42.0},
     "grid": {"runs": 46.5, "barrier": 45.5, "hvp": 2734.0, "sharpness": 465.0},
@@ -143,16 +143,17 @@ CPU_REST_S = 0.1  # per run, bench F
 GPU_FLOP_S, GPU_REST_S = 20e12, 0.35  # one H200 in fp32: the batched FCN evaluation reached 23-41 TFLOP/s (README)
 
 
+def _model(run: RunConfig) -> torch.nn.Module:
+    """`run`'s model at the shape of its dataset (10 classes)."""
+    return build_model(run.arch, run.depth, run.width, param=run.param, in_shape=DATASETS[run.dataset][0], num_classes=10,
+                       seed=0, bias=run.bias, output=run.output, output_scale=run.output_scale, output_sigma=run.output_sigma)  # fmt: skip
+
+
 def flops_per_example(run: RunConfig) -> dict[str, float]:
     """Matrix-product FLOPs per example of a forward pass, an SGD step, a sharpness measurement's cached Hessian
     operator (its build), one of its products and a barrier, counted on 4 random examples of the dataset's shape."""
-    from phasediag.models import build_model
-
-    shape, _ = DATASETS[run.dataset]
-    model = build_model(run.arch, run.depth, run.width, param=run.param, in_shape=shape, num_classes=10, seed=0,
-                        bias=run.bias, output=run.output, output_scale=run.output_scale, output_sigma=run.output_sigma)  # fmt: skip
-    loss_fn = LOSSES[run.loss]
-    inputs, targets = torch.randn(4, *shape), torch.eye(10)[:4]
+    model, loss_fn = _model(run), LOSSES[run.loss]
+    inputs, targets = torch.randn(4, *DATASETS[run.dataset][0]), torch.eye(10)[:4]
     counted = {}
 
     def count(name: str, fn: Callable[[], object]) -> object:
@@ -174,12 +175,9 @@ def flops_per_example(run: RunConfig) -> dict[str, float]:
 def cpu_flop_rate(run: RunConfig, per_example: dict[str, float], work: float = 5e10) -> float:
     """FLOP/s of this machine on the model's forward pass (what most of the work is): best of 2 passes over as many
     examples as make about `work` FLOPs (8 to 512)."""
-    from phasediag.models import build_model
-
-    shape, _ = DATASETS[run.dataset]
-    model = build_model(run.arch, run.depth, run.width, param=run.param, in_shape=shape, num_classes=10, seed=0, bias=run.bias)
+    model = _model(run)
     examples = int(min(512, max(8, work // per_example["forward"])))
-    inputs = torch.randn(examples, *shape)
+    inputs = torch.randn(examples, *DATASETS[run.dataset][0])
     with torch.no_grad():
         seconds = min(timed(lambda: model(inputs), torch.device("cpu"))[0] for _ in range(2))
     return per_example["forward"] * examples / seconds

@@ -150,7 +150,7 @@ class GpuCheck:
         from phasediag.run.config import RunConfig
 
         config = RunConfig(**self.fcn, data_dir=self.data_dir, accelerator=self.accelerator, experiment="gpu_check_breakdown")
-        wall, result, rows = bench.search_breakdown(config, batch_c=1)
+        wall, result, rows, _ = bench.search_breakdown(config, batch_c=1)
         head = [[f"sequential bisection search (batch_c=1), {self.fcn_name}", f"{wall:.1f} s", f"{result.n_runs} runs"]]
         return head + [[f"  {row[0]}", row[3], f"{row[1]} x {row[2]}; {row[4]} of it; {row[6]} GFLOP/s"] for row in rows]
 
