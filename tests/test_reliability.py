@@ -291,6 +291,38 @@ def test_a_signal_lost_in_a_finalizer_still_stops_the_next_run_and_step(monkeypa
     assert signals.interruption(caught.value).exit_code == 143 and module.batch_losses and len(module.batch_losses) < 4
 
 
+def test_a_signal_during_optunas_tell_is_raised_at_the_next_run_and_the_trial_is_recorded(monkeypatch):
+    """A signal landing inside Optuna's tell (found by CI: Optuna then failed with UnboundLocalError and the trial
+    stayed RUNNING) waits for the tell; the next trial's training raises it, and that trial is FAILED."""
+    from phasediag import signals
+
+    monkeypatch.setattr(signals, "_received", [])
+
+    class SignalInTell(optuna.storages.InMemoryStorage):
+        def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+            if state == optuna.trial.TrialState.COMPLETE:
+                signals._handler(signal.SIGTERM, None)
+            return super().set_trial_state_values(trial_id, state, values)
+
+    def objective(trial: optuna.Trial) -> float:
+        with signals.interruptible():  # where a search trains
+            return trial.suggest_float("x", 0.0, 1.0)
+
+    study = optuna.create_study(storage=SignalInTell())
+    with pytest.raises(signals.Interrupted) as caught, signals.deferred():
+        study.optimize(objective, n_trials=3)
+    assert caught.value.exit_code == 143
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+
+    monkeypatch.setattr(signals, "_received", [])
+    with pytest.raises(signals.Interrupted), signals.deferred():  # the signal came after the last tell
+        signals._handler(signal.SIGTERM, None)
+    monkeypatch.setattr(signals, "_received", [])
+    with pytest.raises(signals.Interrupted), signals.deferred(), signals.interruptible():  # inside our computation
+        signals._handler(signal.SIGTERM, None)
+        pytest.fail("the handler raises inside interruptible()")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_kills_the_run_fails_the_trial_and_the_rerun_completes(tmp_path, signum, code):

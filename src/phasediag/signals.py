@@ -3,13 +3,21 @@ retried), exit 128 + signal number (143, 130), like a shell reports a process ki
 
 Lightning turns a KeyboardInterrupt inside `Trainer.fit` into `sys.exit(1)`; `interruption` sees through that by
 remembering which signal arrived.
+
+Inside `deferred()` (Optuna's bookkeeping around our objectives) a signal is only recorded: an exception raised
+half-way through Optuna's `tell` leaves the trial RUNNING and Optuna itself failing (found by CI). Our own code,
+inside `interruptible()`, stops at once; `raise_if_received` stops at the next safe point.
 """
 
 import signal
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _received: list[int] = []  # the first signal this process got
+_raising = [True]  # whether the handler raises now (False inside deferred())
 
 
 class Interrupted(KeyboardInterrupt):
@@ -32,7 +40,8 @@ def _handler(signum: int, frame) -> None:
     if _received:  # a second signal (Ctrl-C pressed twice, or the supervisor passing it on): already stopping
         return
     _received.append(signum)
-    raise Interrupted(signum)
+    if _raising[-1]:
+        raise Interrupted(signum)
 
 
 def raise_if_received() -> None:
@@ -41,6 +50,37 @@ def raise_if_received() -> None:
     prints it), and the process would otherwise go on as if nothing had happened."""
     if _received:
         raise Interrupted(_received[0])
+
+
+@contextmanager
+def _raising_set_to(raising: bool) -> Iterator[None]:
+    _raising.append(raising)
+    try:
+        yield
+    finally:
+        _raising.pop()
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A signal that arrives inside is recorded and raised on leaving, or by an `interruptible()` region inside."""
+    with _raising_set_to(False):
+        yield
+    raise_if_received()
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Our own computation (training, a whole search): a signal stops it at once, also inside `deferred()`."""
+    raise_if_received()
+    with _raising_set_to(True):
+        yield
+
+
+def sleep(seconds: float) -> None:
+    """Wait (for other workers), stopping at once on a signal even inside `deferred()`."""
+    with interruptible():
+        time.sleep(seconds)
 
 
 def install() -> None:

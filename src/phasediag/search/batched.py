@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +18,7 @@ import optuna
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import TrialState
 
+from phasediag import signals
 from phasediag.run import runner
 from phasediag.run.batched import log_run, train_batched
 from phasediag.search.ledger import Plan
@@ -73,19 +73,21 @@ def heartbeats(config: SearchConfig, study: optuna.Study, trials: list[optuna.Tr
 
 
 def work_batched(config: SearchConfig, parent_run_id: str, init: runner.Initialization, size: int, poll: float = 1.0) -> None:
-    """Rounds of `size` points trained as one batched model, until the ledger is complete."""
+    """Rounds of `size` points trained as one batched model, until the ledger is complete. A signal stops the
+    training at once, the asks and tells only between two of them."""
     study = open_study(config)
-    while True:
-        fail_stale_trials(study)
-        ledger = ledger_of(study.get_trials(deepcopy=False), config)
-        if ledger.complete:
-            return
-        if ledger.next_point() is None:  # only other workers' trials remain: wait for them (or for them to go stale)
-            time.sleep(poll)
-            continue
-        asked = ask_round(study, config, size)
-        if asked:
-            train_round(config, init, parent_run_id, study, asked)
+    with signals.deferred():
+        while True:
+            fail_stale_trials(study)
+            ledger = ledger_of(study.get_trials(deepcopy=False), config)
+            if ledger.complete:
+                return
+            if ledger.next_point() is None:  # only other workers' trials remain: wait for them (or for them to go stale)
+                signals.sleep(poll)
+                continue
+            asked = ask_round(study, config, size)
+            if asked:
+                train_round(config, init, parent_run_id, study, asked)
 
 
 def train_round(
@@ -94,7 +96,7 @@ def train_round(
 ) -> None:  # fmt: skip
     plans = [plan for _, plan in asked]
     cs = [2.0 ** config.x(plan.k) for plan in plans]
-    with heartbeats(config, study, [trial for trial, _ in asked]):
+    with heartbeats(config, study, [trial for trial, _ in asked]), signals.interruptible():
         results = train_batched(
             init, cs, sharpness=[p.sharpness for p in plans], barrier=[p.barrier for p in plans],
             sharpness_until=sharpness_until(config),

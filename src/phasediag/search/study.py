@@ -194,7 +194,7 @@ def wait_for(study: optuna.Study, grace: int, poll: float, check: Callable[[], t
                 return result
             if bar is None:
                 bar = tqdm(total=grace, desc=f"waiting for {what}"[:120], unit="s", disable=None, leave=False)
-            time.sleep(poll)
+            signals.sleep(poll)
             bar.update(min(poll, bar.total - bar.n))
             with quiet_optuna():
                 fail_stale_trials(study)
@@ -239,7 +239,7 @@ def work(config: SearchConfig, parent_run_id: str, init: runner.Initialization |
 
     while True:
         try:
-            with quiet_optuna():
+            with quiet_optuna(), signals.deferred():
                 study.optimize(objective, callbacks=[on_trial] if on_trial else None)
             return
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -253,7 +253,8 @@ def run_point(config: SearchConfig, init: runner.Initialization, parent_run_id: 
     tags = child_tags(config, plan.k, trial.number, parent_run_id)
     with tracking.run(config.run.experiment, "run", runner.run_params(run_config), parent_run_id=parent_run_id, run_name=f"c={c:.4g}", tags=tags) as run_id:
         trial.set_user_attr("run_id", run_id)
-        result = runner.train(init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=sharpness_until(config))
+        with signals.interruptible():
+            result = runner.train(init, c, sharpness=plan.sharpness, barrier=plan.barrier, sharpness_until=sharpness_until(config))
         runner.log_result(run_id, init, result, config.run.log_checkpoints)
     trial.set_user_attr("hvps", result.hvps)
     return outcome(config, plan, result)

@@ -128,7 +128,8 @@ def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
         if min(t.number for t in _claimed(study) if t.params["point"] == point) != trial.number:
             raise optuna.TrialPruned(f"search {point} was claimed by another worker first")
         trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
-        result = search(spec.points[point])
+        with signals.interruptible():
+            result = search(spec.points[point])
         trial.set_user_attr("n_runs", result.n_runs)
         return float(point)
 
@@ -140,7 +141,7 @@ def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
 
     while True:
         try:
-            with quiet_optuna():
+            with quiet_optuna(), signals.deferred():
                 study.optimize(objective, callbacks=[done])
             return len(finished)
         except optuna.exceptions.UpdateFinishedTrialError:
