@@ -256,6 +256,20 @@ def test_tracking_server_outage_fails_fast_in_one_line_per_worker_and_a_rerun_co
     assert kinds[("search", "FINISHED")] == 2 and not [k for k in kinds if k[1] == "RUNNING"], kinds
 
 
+def test_a_run_whose_server_stopped_answering_is_not_written_to_again(monkeypatch):
+    """Ending the run on a dead server would retry for another RETRY_SECONDS at each level (child, search, sweep):
+    the outage is passed up at once, and the next run of the command closes the runs."""
+    from phasediag import tracking
+
+    ended = []
+    monkeypatch.setattr(tracking, "finish_run", lambda run_id, *how: ended.append((run_id, *how)))
+    with pytest.raises(tracking.TrackingOutage), tracking.ended_on_error("lost"):
+        raise tracking.TrackingOutage("tracking server stopped answering")
+    with pytest.raises(ValueError), tracking.ended_on_error("failed"):
+        raise ValueError("a bug")
+    assert ended == [("failed", "FAILED", "ValueError: a bug")]
+
+
 # --- 6: SIGTERM and SIGINT -------------------------------------------------------------------------------------
 
 

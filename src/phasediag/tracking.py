@@ -57,6 +57,10 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used; the message is one line."""
 
 
+class TrackingOutage(TrackingError):
+    """The tracking server stopped answering mid-work: every further write would only retry for RETRY_SECONDS."""
+
+
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else MLflow's own default (./mlflow.db): the store `mlflow run` and `mlflow ui` use."""
     import mlflow
@@ -136,18 +140,20 @@ def _client():
     return _cached_client(tracking_uri())
 
 
-def outage(error: BaseException) -> TrackingError | None:
+def outage(error: BaseException) -> TrackingOutage | None:
     """A tracking server that stopped answering mid-work (MLflow gave up retrying), as one line; else None."""
     import requests
     from mlflow.exceptions import MlflowException
 
+    if isinstance(error, TrackingOutage):
+        return error
     text = str(error)
     lost = isinstance(error, requests.exceptions.ConnectionError) or (
         isinstance(error, MlflowException) and "API request to" in text and ("Max retries" in text or "Connection" in text)
     )
     if not lost:
         return None
-    return TrackingError(f"tracking server {redact(tracking_uri())} stopped answering (gave up after ~{RETRY_SECONDS} s "
+    return TrackingOutage(f"tracking server {redact(tracking_uri())} stopped answering (gave up after ~{RETRY_SECONDS} s "
                          "of retries): start it again and re-run the same command; finished work is kept")  # fmt: skip
 
 
@@ -365,7 +371,8 @@ def ended_on_error(run_id: str) -> Iterator[None]:
         yield
     except BaseException as error:
         try:
-            finish_run(run_id, *end_for(error))
+            if outage(error) is None:  # a lost server would only be retried; the next run of the command closes it
+                finish_run(run_id, *end_for(error))
         except Exception:  # the store itself went away: the next run of the command closes this run
             pass
         stop = signals.interruption(error)

@@ -321,7 +321,7 @@ def run_workers(target: Callable, args: tuple, workers: int, what: str, poll: fl
         if signal_codes:
             raise signals.Interrupted(signal_codes[0] - 128)
         if all(code == 2 for code in codes if code != 0):
-            raise tracking.TrackingError(f"{what}: {sum(c == 2 for c in codes)} worker(s) stopped (see above); "
+            raise tracking.TrackingOutage(f"{what}: {sum(c == 2 for c in codes)} worker(s) stopped (see above); "
                                          "re-run the same command to continue")  # fmt: skip
         raise RuntimeError(f"{what}: a worker failed (exit codes {codes})")
 
