@@ -63,6 +63,8 @@ def test_help_imports_nothing_heavy():
         (["run", "--output_sigma", "x"], ["output_sigma='x'", "or null"]),
         (["run", "--wdith", "8"], ["unknown option --wdith"]),
         (["search", "--c", "2"], ["unknown option --c"]),
+        (["search", "--loss_schedule", "paper"], ["unknown option --loss_schedule"]),  # a search reads L_t every step
+        (["run", "--loss_schedule", "sparse"], ["loss_schedule='sparse'", "every_step, paper"]),
         (["search", "--x_start", "12", "--x_max", "10"], ["x_start=12.0", "[x_min, x_max]"]),
         (["search", "--mode", "random"], ["mode='random'", "bisect, grid"]),
         (["diagram"], ["--experiment is required"]),

@@ -94,6 +94,11 @@ def test_estimates_are_the_counted_work():
     assert costs.run_estimate(every_step, per_example, 1e9)["flops"] == pytest.approx(
         11 * 1000 * per_example["forward"] + 10 * run.batch_size * per_example["sgd_step"] + 10 * sharpness)
 
+    paper = dataclasses.replace(run, subset=1000, steps=60, batch_size=100, schedule="paper", loss_schedule="paper")
+    # L_t at t = 0, every step of the first epoch (t <= 10), and the last step; the sharpness at t <= 10
+    assert costs.run_estimate(paper, per_example, 1e9)["flops"] == pytest.approx(
+        (1 + 10 + 1) * 1000 * per_example["forward"] + 60 * 100 * per_example["sgd_step"] + 10 * sharpness)
+
     scan = SaturationConfig(dataclasses.replace(run, subset=1000), seeds=(0, 1), x_min=0.0, x_max=0.6, x_step=0.1, tau_fixed=3,
                             tau_halfwidth=1)  # fmt: skip
     one_c = 5 * 1000 * per_example["forward"] + 4 * run.batch_size * per_example["sgd_step"] + 3 * sharpness

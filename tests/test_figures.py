@@ -132,6 +132,19 @@ def test_longrun_command_measures_on_the_paper_schedule(tmp_path):
         assert (rows["regime"].to_numpy() == regimes.label(rows["step"], again)).all()
     assert (out / "longrun.png").stat().st_size > 10_000
 
+    # L_t on the sharpness's schedule (the Fig. 1 spec's --loss_schedule paper): the same values where measured
+    sparse_out = tmp_path / "sparse"
+    args = ["longrun", *TINY_FCN, "--cs", "1", "4", "--epochs", "11", "--loss_schedule", "paper", "--out", str(sparse_out)]
+    assert cli.main([*args, "--log", "false"]) == 0
+    sparse = pd.read_csv(sparse_out / "longrun.csv")
+    for c, rows in sparse.groupby("c"):
+        dense = table[table["c"] == c].set_index("step")
+        assert rows.loc[rows["loss"].notna(), "step"].tolist() == rows.loc[rows["sharpness"].notna(), "step"].tolist()
+        kept = rows.dropna(subset="loss").set_index("step")
+        assert np.allclose(kept["loss"], dense.loc[kept.index, "loss"], rtol=1e-6)
+        assert rows["batch_loss"].iloc[1:].notna().all()
+    assert (sparse_out / "longrun.png").stat().st_size > 10_000
+
 
 def test_saturation_widths_command_overlays_the_widths(tmp_path):
     import pandas as pd

@@ -15,7 +15,7 @@ from conftest import REPO, history, runs_of
 from phasediag import cli
 from phasediag.physics import hessian
 from phasediag.run import runner
-from phasediag.run.callbacks import interpolated_losses
+from phasediag.run.callbacks import DivergenceStop, Measurements, interpolated_losses
 from phasediag.run.config import RunConfig
 from phasediag.physics.losses import mse
 
@@ -50,6 +50,29 @@ def test_one_run_logs_params_histories_and_lambda0(store):
 def _config(**changes) -> RunConfig:
     values = {k.removeprefix("--"): v for k, v in zip(SMALL[::2], SMALL[1::2])}
     return RunConfig.from_strings({**values, **changes})
+
+
+def test_loss_schedule_measures_l_t_on_its_steps_and_still_stops_a_divergence():
+    """loss_schedule=paper: L_t and the accuracy at the schedule's steps, the last step and wherever the sharpness is
+    measured, equal to the every-step run's there; the mini-batch loss at every step; a divergence between two
+    measurements is seen in the mini-batch loss, at most one step later."""
+    changes = {"subset": "32", "measure_examples": "32", "batch_size": "8", "steps": "60", "schedule": "every_step"}
+    init = runner.initialize(_config(**changes))  # 4 steps per epoch
+    sparse_init = dataclasses.replace(init, config=dataclasses.replace(init.config, loss_schedule="paper"))
+    dense, sparse = runner.train(init, 1.0), runner.train(sparse_init, 1.0, measure_at=lambda t: t in (13, 30))
+    keep = [t for t in range(61) if t <= 10 or t in (13, 30) or t % 4 == 0 and t // 4 >= 10 or t == 60]
+    assert sparse.history["loss"].dropna().index.tolist() == keep == sparse.history["accuracy"].dropna().index.tolist()
+    assert np.allclose(sparse.history.loc[keep, "loss"], dense.history.loc[keep, "loss"], rtol=1e-6)
+    assert sparse.history["batch_loss"].iloc[1:].notna().all()
+    assert np.allclose(sparse.history["batch_loss"], dense.history["batch_loss"], equal_nan=True)
+    assert sparse.summary()["max_loss_ratio"] == pytest.approx(dense.history.loc[keep[1:], "loss_ratio"].max())
+
+    hot = runner.train(init, 300.0, sharpness=False)
+    measurements = Measurements(init.data.measurement_set, mse, init.lambda0, sharpness=False, loss_schedule=lambda t: False)
+    divergence = DivergenceStop(measurements)
+    runner.fit(init, runner.EarlyTraining(copy.deepcopy(init.model), mse, hot.eta), [measurements, divergence])
+    assert hot.diverged and divergence.diverged and [row["step"] for row in measurements.rows if "loss" in row] == [0]
+    assert hot.history.index[-1] <= measurements.rows[-1]["step"] <= hot.history.index[-1] + 1 < 60
 
 
 def test_same_command_twice_gives_identical_histories(store):

@@ -203,11 +203,14 @@ def search_estimate(config: SearchConfig, per_example: dict[str, float], cpu_rat
 
 
 def run_estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
-    """One run of `run.steps` steps, the sharpness on its schedule (HVPS_PER_MEASUREMENT products each)."""
+    """One run of `run.steps` steps, the sharpness on its schedule (HVPS_PER_MEASUREMENT products each), L_t on
+    its loss schedule, at each sharpness measurement and at the last step (as callbacks.Measurements does)."""
     n = run.subset or DATASETS[run.dataset][1]
-    wanted = measure_schedule(run.schedule, math.ceil(n / (run.batch_size or n)))
-    measurements = sum(map(wanted, range(1, run.steps + 1)))
-    return _estimate(run, per_example, cpu_rate, evaluations=run.steps + 1, steps=run.steps, measurements=measurements,
+    steps_per_epoch = math.ceil(n / (run.batch_size or n))
+    sharpness_at, loss_at = (measure_schedule(kind, steps_per_epoch) for kind in (run.schedule, run.loss_schedule))
+    measurements = sum(map(sharpness_at, range(1, run.steps + 1)))
+    evaluations = 1 + sum(sharpness_at(t) or loss_at(t) or t == run.steps for t in range(1, run.steps + 1))
+    return _estimate(run, per_example, cpu_rate, evaluations=evaluations, steps=run.steps, measurements=measurements,
                      hvps=measurements * HVPS_PER_MEASUREMENT, runs=1)  # fmt: skip
 
 

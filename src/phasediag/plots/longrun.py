@@ -21,8 +21,9 @@ def reference_c(regime_table: pd.DataFrame) -> float:
     return float(best["c"].max())
 
 
-def longrun(table: pd.DataFrame, regime_table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Three panels against step t >= 1 (log axis): (a) loss, (b) sharpness with 2/eta dashed per c, (c) accuracy.
+def longrun(table: pd.DataFrame, regime_table: pd.DataFrame, path: Path, title: str = "", loss_set: str = "training set") -> Path:
+    """Three panels against step t >= 1 (log axis): (a) loss, (b) sharpness with 2/eta dashed per c, (c) accuracy,
+    each at the steps where it was measured.
 
     The regimes of the reference c are shaded and numbered; every c's boundaries are dotted lines in its colour.
     """
@@ -33,11 +34,12 @@ def longrun(table: pd.DataFrame, regime_table: pd.DataFrame, path: Path, title: 
     for c, rows in table[table["step"] >= 1].groupby("c"):
         meta = regime_table[regime_table["c"] == c].iloc[0]
         label = f"c = {c:g}" + (" (diverged)" if meta["diverged"] else "")
-        axes[0].plot(rows["step"], rows["loss"], color=colours[c], lw=0.8, label=label)
+        evaluated = rows[rows["loss"].notna()]  # the steps of loss_schedule
+        axes[0].plot(evaluated["step"], evaluated["loss"], color=colours[c], lw=0.8, label=label)
         measured = rows[rows["sharpness"].notna()]
         axes[1].plot(measured["step"], measured["sharpness"], ".-", color=colours[c], lw=0.8, ms=2.5, label=label)
         axes[1].axhline(meta["two_over_eta"], color=colours[c], ls="--", lw=1)
-        axes[2].plot(rows["step"], rows["accuracy"], color=colours[c], lw=0.8, label=label)
+        axes[2].plot(evaluated["step"], evaluated["accuracy"], color=colours[c], lw=0.8, label=label)
         for start in (meta[name] for name in regimes.Boundaries._fields):
             if math.isfinite(start):
                 axes[1].axvline(start, color=colours[c], ls=":", lw=1)
@@ -58,9 +60,9 @@ def longrun(table: pd.DataFrame, regime_table: pd.DataFrame, path: Path, title: 
                 low = high
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
-    axes[0].set_ylabel("training loss (measurement set)")
+    axes[0].set_ylabel(f"loss $L_t$ ({loss_set})")
     axes[1].set_ylabel("sharpness $\\lambda^H_t$ (dashed: $2/\\eta$)")
-    axes[2].set_ylabel("training accuracy (measurement set)")
+    axes[2].set_ylabel(f"accuracy ({loss_set})")
     axes[1].legend(fontsize=7, loc="best")
     names = ", ".join(f"({n}) {name}" for n, name in zip(NUMERALS, regimes.REGIMES))
     fig.suptitle(f"{title}\nregimes shaded for c = {shade['c']:g}: {names}", fontsize=10)

@@ -128,6 +128,8 @@ def train_batched(
     config = init.config
     if config.sharpness_method != "lanczos":
         raise ValueError(f"sharpness_method={config.sharpness_method!r}: batched runs measure with lanczos only")
+    if config.loss_schedule != "every_step":
+        raise ValueError(f"loss_schedule={config.loss_schedule!r}: batched runs (searches) measure L_t at every step")
     count = len(cs)
     wants_sharpness = [sharpness] * count if isinstance(sharpness, bool) else list(sharpness)
     default = config.barrier if barrier is None else barrier

@@ -26,8 +26,8 @@ class LanczosNotConverged(RuntimeWarning):
 
 
 def measure_schedule(kind: str, steps_per_epoch: int) -> Callable[[int], bool]:
-    """When to measure the sharpness. 'every_step'; or 'paper' (App. A.3): every step up to T1 and of the first
-    epoch, every epoch from 10 to 100, every 10 epochs beyond."""
+    """When to measure the sharpness (or L_t). 'every_step'; or 'paper' (App. A.3): every step up to T1 and of the
+    first epoch, every epoch from 10 to 100, every 10 epochs beyond."""
     if kind == "every_step":
         return lambda t: True
 
@@ -61,8 +61,9 @@ def warn_unconverged(eigen: hessian.Eigen, tol: float, where: str) -> bool:
 
 
 class Measurements(L.Callback):
-    """Loss and accuracy on the loss set (the training set, as the paper plots L_t) at every step; sharpness on the
-    measurement set on a schedule, warm-started Lanczos, with its residual.
+    """Loss and accuracy on the loss set (the training set, as the paper plots L_t) on `loss_schedule` (default
+    every step), at every sharpness measurement and at the last step; sharpness on the measurement set on
+    `schedule`, warm-started Lanczos, with its residual; the mini-batch loss at every step.
 
     `sharpness_until`: stop measuring the sharpness once round(lambda_t / lambda_0, 2) > sharpness_until
     (the search only needs to know whether it increased).
@@ -77,6 +78,7 @@ class Measurements(L.Callback):
         loss_set: tuple[torch.Tensor, torch.Tensor] | None = None,
         sharpness: bool = True,
         schedule: Callable[[int], bool] = lambda t: True,
+        loss_schedule: Callable[[int], bool] = lambda t: True,
         sharpness_until: float | None = None,
         method: str = "lanczos",
         tol: float = 1e-3,
@@ -89,7 +91,7 @@ class Measurements(L.Callback):
         self.loss_fn = loss_fn
         self.lambda0 = lambda0
         self.sharpness = sharpness
-        self.schedule = schedule
+        self.schedule, self.loss_schedule = schedule, loss_schedule
         self.sharpness_until = sharpness_until
         self.method, self.tol, self.hvp_mode = method, tol, hvp_mode
         self.generator_seed = seed
@@ -108,8 +110,12 @@ class Measurements(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         t = trainer.global_step
+        wants_sharpness = self.sharpness and self.schedule(t)
+        if not (wants_sharpness or self.loss_schedule(t) or t == trainer.max_steps):
+            self.rows.append({"step": t, "sharpness": None, "batch_loss": module.batch_losses[-1]})
+            return
         loss = self._record(module, t, None)
-        if self.sharpness and self.schedule(t) and math.isfinite(loss) and loss < DIVERGENCE_LOSS:
+        if wants_sharpness and math.isfinite(loss) and loss < DIVERGENCE_LOSS:
             self.rows[-1]["sharpness"], self.rows[-1]["sharpness_residual"] = self._sharpness(module, t)
 
     def _record(self, module: L.LightningModule, t: int, sharpness: float | None) -> float:
@@ -141,7 +147,10 @@ class Measurements(L.Callback):
 
     @property
     def last_loss(self) -> float:
-        return self.rows[-1]["loss"]
+        """L_t at the last step; where loss_schedule skipped it, that step's mini-batch loss (a divergence shows in
+        both, one step later in the mini-batch loss)."""
+        row = self.rows[-1]
+        return row["loss"] if "loss" in row else row["batch_loss"]
 
     def history(self, eta: float) -> pd.DataFrame:
         """One row per step t (index), with ratios to t = 0 and eta * sharpness (compare with 2)."""
@@ -160,7 +169,7 @@ class StopOnSignal(L.Callback):
 
 
 class DivergenceStop(L.Callback):
-    """Stop as soon as L_t >= K or is not finite: a diverged run is a result, not a crash."""
+    """Stop as soon as L_t (Measurements.last_loss) >= K or is not finite: a diverged run is a result, not a crash."""
 
     def __init__(self, measurements: Measurements, bound: float = DIVERGENCE_LOSS) -> None:
         self.measurements = measurements

@@ -83,6 +83,7 @@ class RunConfig:
     barrier: bool = False
     experiment: str = "phasediag"
     schedule: Schedule = "every_step"  # when to measure sharpness after T1... see callbacks.measure_schedule
+    loss_schedule: Schedule = "every_step"  # when to measure L_t and the accuracy (the mini-batch loss: every step)
     hvp_mode: HvpMode = "cached"
     accelerator: Accelerator = "auto"
     log_checkpoints: bool = True

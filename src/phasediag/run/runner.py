@@ -115,7 +115,7 @@ def train(
     measure_at: Callable[[int], bool] | None = None,
 ) -> RunResult:
     """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0: the loss on the training set (or, with
-    loss_set=measure, on the measurement set), the sharpness on the measurement set.
+    loss_set=measure, on the measurement set) on config.loss_schedule, the sharpness on the measurement set.
 
     `measure_at(t)`: the steps t >= 1 at which the sharpness is measured, instead of config.schedule.
     """
@@ -126,7 +126,8 @@ def train(
     steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
     measurements = Measurements(
         init.data.measurement_set, loss_fn, init.lambda0, loss_set=loss_examples(init), sharpness=sharpness,
-        schedule=measure_at or measure_schedule(config.schedule, steps_per_epoch), sharpness_until=sharpness_until,
+        schedule=measure_at or measure_schedule(config.schedule, steps_per_epoch),
+        loss_schedule=measure_schedule(config.loss_schedule, steps_per_epoch), sharpness_until=sharpness_until,
         method="power" if config.sharpness_method == "power" else "lanczos", tol=config.sharpness_tol,
         hvp_mode=config.hvp_mode, seed=config.seed, label=f"c={c:.4g}, seed {config.seed}",
     )  # fmt: skip

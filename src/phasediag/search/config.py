@@ -34,7 +34,8 @@ class SearchConfig:
     wait: bool = True  # trials left RUNNING by another process: wait for them (up to grace), else exit non-zero
     batch_c: int = 0  # c values trained together as one batched model; 0: 1 on CPU, from the free memory on CUDA
 
-    unused_run_fields: ClassVar[tuple[str, ...]] = ("c",)  # the search chooses c
+    # the search chooses c, and reads L_t at every step (the loss catapult)
+    unused_run_fields: ClassVar[tuple[str, ...]] = ("c", "loss_schedule")
 
     def __post_init__(self) -> None:
         check_choices(self)
