@@ -2,10 +2,12 @@
 # Fig. 39 / App. I: <lambda_tau/lambda_0> at c tau = 200 for Myrtle CNNs (SP) on CIFAR-10, MSE, SGD B = 512,
 # d in {5, 7, 10}, w in {64..512}, ten initialisations. GPU work.
 # One `phasediag saturation` run per (d, w[, B]); each logs c_crit, saturation.csv and saturation_curve.csv.
+# --loss_schedule with_sharpness: L_t on the training set only in the sharpness window and at the last step (the
+# mini-batch loss checks divergence in between): the scan needs lambda_tau, not L_t.
 # PHASEDIAG may name another executable (the tests set it to echo the command lines).
 set -euo pipefail
 PHASEDIAG=${PHASEDIAG:-phasediag}
 for d in 5 7 10; do for w in 64 128 256 512; do
-  $PHASEDIAG saturation --arch cnn --depth $d --width $w --dataset cifar10 --loss mse --batch_size 512 --seeds 0..9 \
+  $PHASEDIAG saturation --loss_schedule with_sharpness --arch cnn --depth $d --width $w --dataset cifar10 --loss mse --batch_size 512 --seeds 0..9 \
     --experiment fig39_cnn_cifar10_saturation --out out/fig39_cnn_cifar10_saturation/d$d-w$w "$@"
 done; done

@@ -103,3 +103,6 @@ def test_estimates_are_the_counted_work():
                             tau_halfwidth=1)  # fmt: skip
     one_c = 5 * 1000 * per_example["forward"] + 4 * run.batch_size * per_example["sgd_step"] + 3 * sharpness
     assert len(scan.x) == 7 and costs.saturation_estimate(scan, per_example, 1e9)["flops"] == pytest.approx(2 * 7 * one_c)
+    sparse_scan = dataclasses.replace(scan, run=dataclasses.replace(scan.run, loss_schedule="with_sharpness"))
+    one_c = 4 * 1000 * per_example["forward"] + 4 * run.batch_size * per_example["sgd_step"] + 3 * sharpness  # t = 0, 2, 3, 4
+    assert costs.saturation_estimate(sparse_scan, per_example, 1e9)["flops"] == pytest.approx(2 * 7 * one_c)

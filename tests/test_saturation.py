@@ -87,6 +87,16 @@ def test_sharpness_is_measured_only_in_the_window(tmp_path, monkeypatch):
     assert every.history["sharpness"].iloc[1:].notna().sum() == 25
     assert every.hvps > 2 * first.hvps
 
+    # L_t only where the sharpness is measured (the paper-size specs' loss_schedule=with_sharpness): the same scan
+    trained.clear()
+    sparse = run_saturation(dataclasses.replace(config, run=dataclasses.replace(run, loss_schedule="with_sharpness")))
+    columns = ["c", "diverged", "steps_trained", "ratio", "measured", "hvps"]
+    pd.testing.assert_frame_equal(sparse.table[columns], table[columns])
+    for row, res in zip(sparse.table.itertuples(), trained):
+        loss_steps = res.history["loss"].dropna().index.tolist()
+        window = [t for t in range(row.t_first, row.t_last + 1) if t <= row.steps_trained]
+        assert loss_steps == [0, *window] or row.diverged
+
 
 def test_divergence_gives_nan_and_ends_the_fit():
     """Diverged runs are NaN, left out of the mean; the fit uses only c below the first c where any seed diverged."""

@@ -202,26 +202,30 @@ def search_estimate(config: SearchConfig, per_example: dict[str, float], cpu_rat
                      measurements=counts["sharpness"], hvps=counts["hvp"], runs=counts["runs"], barriers=counts["barrier"])  # fmt: skip
 
 
-def run_estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
-    """One run of `run.steps` steps, the sharpness on its schedule (HVPS_PER_MEASUREMENT products each), L_t on
-    its loss schedule, at each sharpness measurement and at the last step (as callbacks.Measurements does)."""
+def _training(run: RunConfig, per_example: dict[str, float], cpu_rate: float, steps: int,
+              sharpness_at: Callable[[int], bool]) -> dict[str, float]:  # fmt: skip
+    """One run of `steps` steps: the sharpness where sharpness_at (HVPS_PER_MEASUREMENT products each), L_t on the
+    run's loss schedule, wherever the sharpness is measured and at the last step (as callbacks.Measurements does)."""
     n = run.subset or DATASETS[run.dataset][1]
-    steps_per_epoch = math.ceil(n / (run.batch_size or n))
-    sharpness_at, loss_at = (measure_schedule(kind, steps_per_epoch) for kind in (run.schedule, run.loss_schedule))
-    measurements = sum(map(sharpness_at, range(1, run.steps + 1)))
-    evaluations = 1 + sum(sharpness_at(t) or loss_at(t) or t == run.steps for t in range(1, run.steps + 1))
-    return _estimate(run, per_example, cpu_rate, evaluations=evaluations, steps=run.steps, measurements=measurements,
+    loss_at = measure_schedule(run.loss_schedule, math.ceil(n / (run.batch_size or n)))
+    measurements = sum(map(sharpness_at, range(1, steps + 1)))
+    evaluations = 1 + sum(sharpness_at(t) or loss_at(t) or t == steps for t in range(1, steps + 1))
+    return _estimate(run, per_example, cpu_rate, evaluations=evaluations, steps=steps, measurements=measurements,
                      hvps=measurements * HVPS_PER_MEASUREMENT, runs=1)  # fmt: skip
+
+
+def run_estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
+    """One run of `run.steps` steps, the sharpness on its schedule."""
+    n = run.subset or DATASETS[run.dataset][1]
+    return _training(run, per_example, cpu_rate, run.steps, measure_schedule(run.schedule, math.ceil(n / (run.batch_size or n))))
 
 
 def saturation_estimate(config: SaturationConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
     """Every seed at every c of the grid: tau + h steps, the sharpness over the window of 2 h + 1 steps."""
     total = dict.fromkeys(("flops", "cpu_s", "gpu_s"), 0.0)
     for x in config.x:
-        tau = config.tau(2.0**x)
-        steps, measurements = tau + config.tau_halfwidth, len(config.window_steps(tau))
-        one = _estimate(config.run, per_example, cpu_rate, evaluations=steps + 1, steps=steps, measurements=measurements,
-                        hvps=measurements * HVPS_PER_MEASUREMENT, runs=1)  # fmt: skip
+        window = config.window_steps(config.tau(2.0**x))
+        one = _training(config.run, per_example, cpu_rate, window[-1], lambda t: window[0] <= t <= window[-1])
         for name, value in one.items():
             total[name] += value * len(config.seeds)
     return total

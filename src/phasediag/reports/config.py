@@ -35,8 +35,8 @@ class SaturationConfig:
     log: bool = True  # also log one MLflow run with the files (false: files only)
 
     # c is the grid, steps follow from tau, the sharpness schedule is the window, the seed is a list, no barrier and
-    # no checkpoints (there are no per-c runs); L_t at every step, as in a search.
-    unused_run_fields: ClassVar[tuple[str, ...]] = ("c", "steps", "schedule", "loss_schedule", "seed", "barrier", "log_checkpoints")
+    # no checkpoints (there are no per-c runs).
+    unused_run_fields: ClassVar[tuple[str, ...]] = ("c", "steps", "schedule", "seed", "barrier", "log_checkpoints")
 
     def __post_init__(self) -> None:
         check_choices(self)

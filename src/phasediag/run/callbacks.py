@@ -26,10 +26,12 @@ class LanczosNotConverged(RuntimeWarning):
 
 
 def measure_schedule(kind: str, steps_per_epoch: int) -> Callable[[int], bool]:
-    """When to measure the sharpness (or L_t). 'every_step'; or 'paper' (App. A.3): every step up to T1 and of the
-    first epoch, every epoch from 10 to 100, every 10 epochs beyond."""
+    """When to measure the sharpness (or L_t). 'every_step'; 'paper' (App. A.3): every step up to T1 and of the
+    first epoch, every epoch from 10 to 100, every 10 epochs beyond; for L_t, 'with_sharpness': no step of its own."""
     if kind == "every_step":
         return lambda t: True
+    if kind == "with_sharpness":
+        return lambda t: False
 
     def paper(t: int) -> bool:
         epoch, within = divmod(t, steps_per_epoch)

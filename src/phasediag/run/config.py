@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from phasediag.vocabulary import (
-    ACCELERATORS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, Arch, HvpMode, Loss, Output, Param, Schedule,
-    SharpnessMethod, LossSet,
+    ACCELERATORS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, Arch, HvpMode, Loss, LossSchedule, Output, Param,
+    Schedule, SharpnessMethod, LossSet,
 )  # fmt: skip
 
 
@@ -83,7 +83,7 @@ class RunConfig:
     barrier: bool = False
     experiment: str = "phasediag"
     schedule: Schedule = "every_step"  # when to measure sharpness after T1... see callbacks.measure_schedule
-    loss_schedule: Schedule = "every_step"  # when to measure L_t and the accuracy (the mini-batch loss: every step)
+    loss_schedule: LossSchedule = "every_step"  # when to measure L_t and the accuracy (the mini-batch loss: every step)
     hvp_mode: HvpMode = "cached"
     accelerator: Accelerator = "auto"
     log_checkpoints: bool = True
