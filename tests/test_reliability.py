@@ -337,6 +337,66 @@ def test_a_signal_during_optunas_tell_is_raised_at_the_next_run_and_the_trial_is
         pytest.fail("the handler raises inside interruptible()")
 
 
+def test_a_claim_is_never_left_without_its_run(store, tmp_path, monkeypatch):
+    """A signal while the run is being claimed and created waits until its id is recorded (then the run is ended
+    KILLED and a re-run joins it); an error withdraws the claim (a re-run claims again instead of waiting 304 s
+    for it and failing: found by a SIGTERM stress test)."""
+    from phasediag import signals, tracking
+    from phasediag.search.study import claimed_run
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    monkeypatch.setattr(signals, "_received", [])
+
+    def create_and_be_signalled() -> str:
+        signals._handler(signal.SIGTERM, None)  # lands while the run is being created
+        return tracking.start_run("claims", "search", {"a": 1})
+
+    study = optuna.create_study(study_name="signalled", storage=storage)
+    with pytest.raises(signals.Interrupted):
+        claimed_run(study, storage, "parent_run_id", create_and_be_signalled, grace=1)
+    run_id = study.user_attrs["parent_run_id"]
+    assert MlflowClient(store).get_run(run_id).info.status == "KILLED"
+    assert claimed_run(study, storage, "parent_run_id", lambda: pytest.fail("created twice"), grace=1) == (run_id, False)
+
+    def create_and_fail() -> str:
+        raise RuntimeError("the tracking store went away")
+
+    monkeypatch.setattr(signals, "_received", [])
+    study = optuna.create_study(study_name="failed", storage=storage)
+    with pytest.raises(RuntimeError):
+        claimed_run(study, storage, "parent_run_id", create_and_fail, grace=1)
+    assert "failed:parent_run_id" not in optuna.get_all_study_names(storage)
+    assert claimed_run(study, storage, "parent_run_id", lambda: "created by the re-run", grace=1) == ("created by the re-run", True)
+
+
+def test_a_signal_while_the_results_are_written_ends_the_parent_killed(store, tmp_path, monkeypatch):
+    """The parent run's last writes (its constants, FINISHED) are inside ended_on_error: a signal there ends it
+    KILLED, not RUNNING (found by a SIGTERM stress test); the re-run writes them and finishes it."""
+    from phasediag import signals, tracking
+    from phasediag.search import study
+    from phasediag.search.study import SearchConfig
+
+    config = SearchConfig.from_strings({**TINY, **FAST, "experiment": "last", "storage": f"sqlite:///{tmp_path}/optuna.db"})
+    monkeypatch.setattr(signals, "_received", [])
+    log_metrics = tracking.log_metrics
+
+    def signalled(run_id: str, metrics: dict) -> None:
+        log_metrics(run_id, metrics)
+        if "n_runs" in metrics:  # the parent's constants
+            signals._handler(signal.SIGTERM, None)
+
+    monkeypatch.setattr(tracking, "log_metrics", signalled)
+    with pytest.raises(signals.Interrupted):
+        study.search(config)
+    (parent,) = [r for r in runs_of(store, "last") if r.data.tags.get("phasediag.kind") == "search"]
+    assert parent.info.status == "KILLED" and "c_max" in parent.data.metrics
+
+    monkeypatch.setattr(tracking, "log_metrics", log_metrics)
+    monkeypatch.setattr(signals, "_received", [])
+    assert study.search(config).parent_run_id == parent.info.run_id
+    assert MlflowClient(store).get_run(parent.info.run_id).info.status == "FINISHED"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_kills_the_run_fails_the_trial_and_the_rerun_completes(tmp_path, signum, code):

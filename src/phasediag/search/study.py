@@ -116,20 +116,39 @@ class SearchResult:
     batch_c: int = 1  # the points trained together per round, as resolved from SearchConfig.batch_c
 
 
+def _claim(study: optuna.Study, storage_url: str, key: str, create: Callable[[], str]) -> str | None:
+    """Claim the run (create the Optuna study `<study>:<key>`), create it and record its id; None when another
+    process claimed it first. A claim without its id would hold later processes for CLAIM_WAIT s and then fail
+    them (found by a SIGTERM stress test): a signal waits for all three, and an error withdraws the claim."""
+    claim, run_id = f"{study.study_name}:{key}", None
+    try:
+        with signals.deferred():
+            try:
+                with quiet_optuna():
+                    optuna.create_study(study_name=claim, storage=storage_url)
+            except optuna.exceptions.DuplicatedStudyError:
+                return None
+            try:
+                run_id = create()
+                study.set_user_attr(key, run_id)
+            except Exception:
+                optuna.delete_study(study_name=claim, storage=storage_url)  # the re-run claims it again
+                raise
+    except signals.Interrupted as stop:
+        if run_id is not None:
+            tracking.finish_run(run_id, "KILLED", stop.reason)
+        raise
+    return run_id
+
+
 def claimed_run(study: optuna.Study, storage_url: str, key: str, create: Callable[[], str], grace: int) -> tuple[str, bool]:
     """The run whose id `study` keeps in its user attribute `key`, and whether this process created it. Exactly one
     process creates it, whatever the number of processes and machines: the claim is the creation of the Optuna
     study `<study>:<key>`, unique by name in the storage; the others wait for the id, then join as workers."""
     run_id = study.user_attrs.get(key)
     if run_id is None:
-        try:
-            with quiet_optuna():
-                optuna.create_study(study_name=f"{study.study_name}:{key}", storage=storage_url)
-        except optuna.exceptions.DuplicatedStudyError:
-            pass
-        else:
-            run_id = create()
-            study.set_user_attr(key, run_id)
+        run_id = _claim(study, storage_url, key, create)
+        if run_id is not None:
             return run_id, True
     wait = grace + CLAIM_WAIT
     deadline = time.monotonic() + wait
@@ -354,8 +373,8 @@ def search(config: SearchConfig) -> SearchResult:
     study = open_study(config)
     refuse_or_announce_leftovers(config, study)
     run_id, created = parent_run(config, study)
-    tracking.set_status_running(run_id)
-    with tracking.ended_on_error(run_id):
+    with tracking.ended_on_error(run_id):  # from here to FINISHED: a signal anywhere ends the run KILLED
+        tracking.set_status_running(run_id)
         close_orphans(config, study, run_id)
         init = runner.initialize(config.run)
         if created:
@@ -375,10 +394,10 @@ def search(config: SearchConfig) -> SearchResult:
         bar.close()
         result = dataclasses.replace(summarize(config, study, run_id, init.lambda0.value), batch_c=batch)
         close_orphans(config, study, run_id)
-    tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
-                                  "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip
-    tracking.set_tags(run_id, {tracking.NON_MONOTONE_TAG: ",".join(result.non_monotone) or "none"})
-    tracking.finish_run(run_id)
+        tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
+                                      "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip
+        tracking.set_tags(run_id, {tracking.NON_MONOTONE_TAG: ",".join(result.non_monotone) or "none"})
+        tracking.finish_run(run_id)
     return result
 
 

@@ -193,7 +193,6 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
         log.warning("%s; waiting for them (a dead worker's search is taken over after %d s without heartbeat)",
                     what, spec.points[0].grace)  # fmt: skip
     run_id = sweep_run(spec, study, workers)
-    tracking.set_status_running(run_id)
     bar = tqdm(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search", disable=None)
     shown = [None]
 
@@ -204,7 +203,8 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
             bar.n = done
             bar.set_postfix(runs=runs)
 
-    with tracking.ended_on_error(run_id):
+    with tracking.ended_on_error(run_id):  # from here to FINISHED: a signal anywhere ends the run KILLED
+        tracking.set_status_running(run_id)
         refresh()
         workers = min(workers, len(spec.points) - bar.n)  # a finished sweep starts no worker at all
         if workers == 1:
@@ -216,6 +216,6 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
         done, runs = progress(study)
         if done < len(spec.points):
             raise Unfinished(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done; re-run it to finish the rest")
-    tracking.log_metrics(run_id, {"searches_done": done, "runs_trained": runs})
-    tracking.finish_run(run_id)
+        tracking.log_metrics(run_id, {"searches_done": done, "runs_trained": runs})
+        tracking.finish_run(run_id)
     return done, runs
