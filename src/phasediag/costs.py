@@ -202,12 +202,17 @@ def search_estimate(config: SearchConfig, per_example: dict[str, float], cpu_rat
                      measurements=counts["sharpness"], hvps=counts["hvp"], runs=counts["runs"], barriers=counts["barrier"])  # fmt: skip
 
 
+def _schedule(run: RunConfig, kind: str) -> Callable[[int], bool]:
+    """callbacks.measure_schedule at `run`'s steps per epoch."""
+    n = run.subset or DATASETS[run.dataset][1]
+    return measure_schedule(kind, math.ceil(n / (run.batch_size or n)))
+
+
 def _training(run: RunConfig, per_example: dict[str, float], cpu_rate: float, steps: int,
               sharpness_at: Callable[[int], bool]) -> dict[str, float]:  # fmt: skip
     """One run of `steps` steps: the sharpness where sharpness_at (HVPS_PER_MEASUREMENT products each), L_t on the
     run's loss schedule, wherever the sharpness is measured and at the last step (as callbacks.Measurements does)."""
-    n = run.subset or DATASETS[run.dataset][1]
-    loss_at = measure_schedule(run.loss_schedule, math.ceil(n / (run.batch_size or n)))
+    loss_at = _schedule(run, run.loss_schedule)
     measurements = sum(map(sharpness_at, range(1, steps + 1)))
     evaluations = 1 + sum(sharpness_at(t) or loss_at(t) or t == steps for t in range(1, steps + 1))
     return _estimate(run, per_example, cpu_rate, evaluations=evaluations, steps=steps, measurements=measurements,
@@ -216,8 +221,7 @@ def _training(run: RunConfig, per_example: dict[str, float], cpu_rate: float, st
 
 def run_estimate(run: RunConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:
     """One run of `run.steps` steps, the sharpness on its schedule."""
-    n = run.subset or DATASETS[run.dataset][1]
-    return _training(run, per_example, cpu_rate, run.steps, measure_schedule(run.schedule, math.ceil(n / (run.batch_size or n))))
+    return _training(run, per_example, cpu_rate, run.steps, _schedule(run, run.schedule))
 
 
 def saturation_estimate(config: SaturationConfig, per_example: dict[str, float], cpu_rate: float) -> dict[str, float]:

@@ -3,8 +3,8 @@
 One initialisation (data, theta_0, lambda_0, batch order, measurement set), trained at each c for `epochs` epochs
 with the paper's measurement schedule (App. A.3: the sharpness at every step of the first epoch, every epoch from 10
 to 100, every 10 epochs beyond); loss and accuracy on the loss set (the training set, or with loss_set=measure the
-measurement set) at every step, or with loss_schedule=paper on the sharpness's schedule. The regimes are located by physics.regimes on each run's measured sharpness.
-A run that diverges stops there and is drawn up to that step.
+measurement set) at every step, or with loss_schedule=paper on the sharpness's schedule. The regimes are located by
+physics.regimes on each run's measured sharpness. A run that diverges stops there and is drawn up to that step.
 
 Files in `out`: longrun.csv (one row per (c, step), with its regime 0-3, -1 at t = 0), longrun_regimes.csv (one row per c: eta, 2/eta and the
 regimes' start steps), longrun.png. With `log`, one MLflow run (tag phasediag.kind=longrun) holds them.

@@ -4,9 +4,9 @@ For each seed (initialisation, batch order and measurement set computed once) an
 tau + h steps with tau = round(tau_constant / c) (200 for mse, 100 for xent; or a fixed tau, 100 for the uv model,
 App. B.2), measure the sharpness ONLY at t in [tau - h, tau + h] (h = 5) and average it, normalise by lambda_0.
 A diverged run gives NaN and is left out of the mean. With run.loss_schedule=with_sharpness, L_t is evaluated only
-in that window and at the last step (the mini-batch loss checks divergence in between). The mean over seeds is smoothed with Savitzky-Golay
-(critical.saturation_derivatives): chi = -d/dc, chi' = -d^2/dc^2 as Def. 4 writes them (or, with variable=log2c, in
-x = log2 c), and c_crit is the grid c at the maximum of chi'.
+in that window and at the last step (the mini-batch loss checks divergence in between). The mean over seeds is
+smoothed with Savitzky-Golay (critical.saturation_derivatives): chi = -d/dc, chi' = -d^2/dc^2 as Def. 4 writes
+them (or, with variable=log2c, in x = log2 c), and c_crit is the grid c at the maximum of chi'.
 The derivatives use the grid only below the first c where any seed diverged, and up to x_fit_max (by default the
 paper's c <= 3.5 for the uv model, no limit otherwise).
 
