@@ -18,21 +18,34 @@ TAU_CONSTANT = {"mse": 200.0, "xent": 100.0}  # c tau ~ 200 (Sec. 3), ~ 100 for 
 class SaturationConfig:
     """Intermediate saturation (Sec. 3, Fig. 5): <lambda_tau/lambda_0> against c, chi, chi', c_crit."""
 
-    run: RunConfig  # the model, data and training set-up; see unused_run_fields
+    run: RunConfig
+    """the model, data and training set-up; see unused_run_fields"""
     seeds: tuple[int, ...] = (0, 1, 2)
+    """initialisation seeds, averaged over (e.g. 0 1 2, or 0..7)"""
     x_min: float = -1.0
+    """lowest x = log2 c of the scan"""
     x_max: float = 4.0
+    """highest x = log2 c of the scan"""
     x_step: float = 0.1
-    tau_constant: float | None = None  # tau = round(tau_constant / c); null: 200 for mse, 100 for xent
-    tau_fixed: int | None = None  # a fixed tau for every c instead (the paper's uv model: 100)
-    tau_halfwidth: int = 5  # sharpness averaged over t in [tau - h, tau + h]
-    window: int = grid.SAVGOL_WINDOW  # Savitzky-Golay window (grid points, odd)
-    polyorder: int = 3  # Savitzky-Golay polynomial order (>= 2: chi' is a second derivative)
-    variable: DerivativeVariable = "c"  # Def. 4 differentiates in c; log2c: in x = log2 c
-    x_fit_max: float | None = None  # derivatives only for x <= x_fit_max; null: the paper's c <= 3.5 for the uv model
-    # (App. B), no limit otherwise
+    """scan step in x = log2 c"""
+    tau_constant: float | None = None
+    """measurement time tau = round(tau_constant / c) SGD steps; null = 200 for mse, 100 for xent"""
+    tau_fixed: int | None = None
+    """a fixed tau in SGD steps for every c instead (the paper's uv model: 100); null = use tau_constant"""
+    tau_halfwidth: int = 5
+    """sharpness averaged over t in [tau - h, tau + h]; 0 = at tau only"""
+    window: int = grid.SAVGOL_WINDOW
+    """Savitzky-Golay window in grid points (odd, >= 3)"""
+    polyorder: int = 3
+    """Savitzky-Golay polynomial order: >= 2 (chi' is a second derivative) and < window"""
+    variable: DerivativeVariable = "c"
+    """what Def. 4 differentiates in: c (the paper) or log2c (x = log2 c)"""
+    x_fit_max: float | None = None
+    """derivatives only for x = log2 c <= x_fit_max; null = c <= 3.5 for the uv model (App. B), no limit otherwise"""
     out: str = "out/saturation"
-    log: bool = True  # also log one MLflow run with the files (false: files only)
+    """folder for the PNG and CSV files"""
+    log: bool = True
+    """also log one MLflow run with the files (false: files only)"""
 
     # c is the grid, steps follow from tau, the sharpness schedule is the window, the seed is a list, no barrier and
     # no checkpoints (there are no per-c runs).
@@ -114,9 +127,12 @@ class SaturationConfig:
 class AnalysisConfig:
     """Figures and tables from an experiment's runs in the tracking store."""
 
-    experiment: str  # the MLflow experiment of the sweep
-    out: str | None = None  # folder for the PNG and CSV files; null: out/<experiment>
-    log: bool = True  # also log the files as an analysis run (false: files only)
+    experiment: str
+    """the MLflow experiment that holds the searches"""
+    out: str | None = None
+    """folder for the PNG and CSV files; null = out/<experiment>"""
+    log: bool = True
+    """also log the files as an analysis run (false: files only)"""
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -129,23 +145,28 @@ class AnalysisConfig:
 class DiagramConfig(AnalysisConfig):
     """Phase diagram, relations and c_barrier of an experiment's searches (Figs. 3, 4, 6)."""
 
-    x: DiagramAxis = "auto"  # width (y = 1/w, a panel per depth), depth (y = d, a panel per width), auto: width if several
+    x: DiagramAxis = "auto"
+    """y axis: width (y = 1/w, a panel per depth), depth (y = d, a panel per width), auto = width if several"""
 
 
 @dataclass(frozen=True)
 class TrajectoriesConfig(AnalysisConfig):
     """Loss and sharpness against step, interpolated loss, for one search (Figs. 1, 2)."""
 
-    search: str | None = None  # the search's parent run id or study name (optional when the experiment holds one)
-    c: tuple[float, ...] = ()  # the c values to show (trained ones); empty: every run, at most 12 spread over c
+    search: str | None = None
+    """the search's parent run id or study name; null = the experiment's only search"""
+    c: tuple[float, ...] = ()
+    """the values of c to show (trained ones); empty = every run, at most 12 spread over c"""
 
 
 @dataclass(frozen=True)
 class ClaimsConfig(AnalysisConfig):
     """Check the paper's claims on an experiment's own data (claims.md)."""
 
-    saturation_experiment: str | None = None  # where to look for saturation runs (c_crit); null: the same experiment
-    uv_experiment: str | None = None  # where to look for the uv job's run (phasediag uv); null: the same experiment
+    saturation_experiment: str | None = None
+    """where to look for saturation runs (c_crit); null = the same experiment"""
+    uv_experiment: str | None = None
+    """where to look for the uv job's run (phasediag uv); null = the same experiment"""
 
 
 @dataclass(frozen=True)
@@ -153,13 +174,21 @@ class UVConfig:
     """The uv model of Sec. 5: exact phase diagrams, Eq. (16), Figs. 7, 8, 10, 11."""
 
     widths: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512)
+    """widths w of the uv model"""
     inits: int = 500
+    """random initialisations per width"""
     seed: int = 0
+    """seed of the initialisations"""
     c_step: float = 0.1
+    """grid step in x = log2 c"""
     steps: int = 10
+    """gradient-descent steps per run"""
     out: str = "out/uv"
+    """folder for the PNG and CSV files"""
     experiment: str = "uv"
-    log: bool = True  # also log one MLflow run with the files (false: files only)
+    """MLflow experiment of the logged run"""
+    log: bool = True
+    """also log one MLflow run with the files (false: files only)"""
 
     def __post_init__(self) -> None:
         if not self.widths or min(self.widths) < 1 or self.inits < 1 or self.steps < 1 or not self.c_step > 0:
@@ -171,7 +200,8 @@ class UVConfig:
 class SaturationWidthsConfig(SaturationConfig):
     """Fig. 5: the saturation scan at several widths, overlaid, with c_crit and the FWHM of chi' per width."""
 
-    widths: tuple[int, ...] = (32, 128, 512)  # replace the run's width, one scan each
+    widths: tuple[int, ...] = (32, 128, 512)
+    """widths, one scan each (replace --width)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -183,14 +213,22 @@ class SaturationWidthsConfig(SaturationConfig):
 class UVFiguresConfig:
     """The uv model's trajectories (Fig. 9) and per-initialisation relations of the constants (Fig. 12)."""
 
-    widths: tuple[int, ...] = (2, 8, 32, 128, 512)  # Fig. 12's widths
+    widths: tuple[int, ...] = (2, 8, 32, 128, 512)
+    """widths w of Fig. 12"""
     inits: int = 500
+    """random initialisations per width"""
     seed: int = 0
-    init: int = 0  # the initialisation of Fig. 9's trajectories
+    """seed of the initialisations"""
+    init: int = 0
+    """which initialisation (0-based) Fig. 9 draws"""
     steps: int = 10
+    """gradient-descent steps per run"""
     out: str = "out/uv_figures"
+    """folder for the PNG and CSV files"""
     experiment: str = "uv"
-    log: bool = True  # also log one MLflow run with the files (false: files only)
+    """MLflow experiment of the logged run"""
+    log: bool = True
+    """also log one MLflow run with the files (false: files only)"""
 
     def __post_init__(self) -> None:
         if not self.widths or min(self.widths) < 1 or self.inits < 1 or self.steps < 1 or self.init < 0:
@@ -203,11 +241,16 @@ class UVFiguresConfig:
 class LongrunConfig:
     """Fig. 1: long training with the paper's measurement schedule, and the four regimes on the measured curves."""
 
-    run: RunConfig  # model, data, seed and training set-up; see unused_run_fields
-    cs: tuple[float, ...] = (1.0, 2.0, 4.0)  # learning-rate constants, eta = c / lambda_0
-    epochs: int = 1000  # the paper's Fig. 1: 1000 epochs
+    run: RunConfig
+    """model, data, seed and training set-up; see unused_run_fields"""
+    cs: tuple[float, ...] = (1.0, 2.0, 4.0)
+    """learning-rate constants c, one run each (eta = c / lambda0)"""
+    epochs: int = 1000
+    """training epochs (the paper's Fig. 1: 1000)"""
     out: str = "out/longrun"
-    log: bool = True  # also log one MLflow run with the files (false: files only)
+    """folder for the PNG and CSV files"""
+    log: bool = True
+    """also log one MLflow run with the files (false: files only)"""
 
     unused_run_fields: ClassVar[tuple[str, ...]] = ("c", "steps", "schedule", "barrier", "log_checkpoints")
 

@@ -63,34 +63,63 @@ class RunConfig:
     """One early-training run at eta = c / lambda0. Field names are the MLflow param names."""
 
     arch: Arch = "fcn"
+    """model: fcn (fully connected), cnn (Myrtle CNN), resnet, or uv (the two-layer linear model of Sec. 5)"""
     depth: int = 4
+    """number of layers d: fcn >= 1; cnn 5, 7 or 10; resnet 18 or 34; uv 2"""
     width: int = 256
+    """width w: hidden units per layer (fcn, uv), channels (cnn), channels of the first stage (resnet)"""
     param: Param = "sp"
-    dataset: str = "fashion_mnist"  # fashion_mnist, mnist, cifar10, uv, or synthetic[:CxHxW[:N]]
-    subset: int = 0  # first N training examples; 0 = the whole training split
+    """parameterisation: sp (standard) or ntp (neural tangent); cnn and resnet: sp only"""
+    dataset: str = "fashion_mnist"
+    """training data: fashion_mnist, mnist, cifar10, uv, or synthetic[:CxHxW[:N]] (random, e.g. synthetic:1x8x8:256)"""
+    subset: int = 0
+    """train on the first N training examples; 0 = the whole training split"""
     loss: Loss = "mse"
+    """mse (squared error on one-hot targets) or xent (cross-entropy)"""
     c: float = 2.0
+    """learning-rate constant: eta = c / lambda0, lambda0 = the sharpness at initialisation"""
     seed: int = 0
-    batch_size: int = 512  # 0 = full batch (gradient descent)
-    steps: int = 10  # T1
-    measure_examples: int = 0  # 0 = the paper's m: 2048 for mse, 4096 for xent
+    """seed of the initialisation and of the mini-batch order"""
+    batch_size: int = 512
+    """SGD mini-batch size B; 0 = full batch (gradient descent)"""
+    steps: int = 10
+    """T1: SGD steps trained and checked for a loss or sharpness increase (the paper: 10)"""
+    measure_examples: int = 0
+    """m: training examples the sharpness is measured on; 0 = the paper's m: 2048 for mse, 4096 for xent"""
     sharpness_method: SharpnessMethod = "lanczos"
+    """top Hessian eigenvalue by lanczos (warm-started, to sharpness_tol) or power (the paper's 20 cold iterations)"""
     sharpness_tol: float = 1e-3
+    """relative residual at which the Lanczos sharpness stops, in (0, 1)"""
     bias: bool = False
+    """give the layers biases (the paper: none)"""
     output: Output = "plain"
+    """network output: plain, centered (f minus f at init) or zero_readout (last layer initialised at 0)"""
     output_scale: float = 1.0
-    output_sigma: float | None = None  # alpha = width ** -sigma, times output_scale
+    """fixed factor alpha on the output; 1 = none"""
+    output_sigma: float | None = None
+    """alpha = width ** -sigma, times output_scale; null = no width scaling"""
     barrier: bool = False
+    """also measure the loss barrier on the line from theta_0 to theta_T (for c_barrier)"""
     experiment: str = "phasediag"
-    schedule: Schedule = "every_step"  # when to measure sharpness after T1... see callbacks.measure_schedule
-    loss_schedule: LossSchedule = "every_step"  # when to measure L_t and the accuracy (the mini-batch loss: every step)
+    """MLflow experiment the runs are logged in"""
+    schedule: Schedule = "every_step"
+    """when the sharpness is measured after T1: every_step, or paper (every epoch to 100, then every 10 epochs)"""
+    loss_schedule: LossSchedule = "every_step"
+    """when L_t and the accuracy are measured: every_step, paper, or with_sharpness (only where the sharpness is)"""
     hvp_mode: HvpMode = "cached"
+    """Hessian-vector products: cached (graph built once per eigen-solve), jvp, or double_backward"""
     accelerator: Accelerator = "auto"
+    """where to train: auto (a GPU if there is one), cpu or gpu"""
     log_checkpoints: bool = True
+    """log theta_0 and theta_T as MLflow artifacts (checkpoints/initial.pt, final.pt)"""
     data_dir: str = "data"
-    download: bool = False  # let torchvision download a missing dataset (needs the network)
-    loss_set: LossSet = "train"  # L_t (and the barrier) on the training set (the paper), or "measure": the m examples
-    output_norm: float | None = None  # s of App. H.1: f_s = s f / ||f(theta_0)||, the norm measured once at init
+    """folder that holds the datasets"""
+    download: bool = False
+    """let torchvision download a missing dataset (needs the network)"""
+    loss_set: LossSet = "train"
+    """where L_t (and the barrier) is measured: train (the training set, the paper) or measure (the m examples)"""
+    output_norm: float | None = None
+    """s of App. H.1: f_s = s f / ||f(theta_0)||, the norm measured once at init; null = off"""
 
     ENVIRONMENT: ClassVar[tuple[str, ...]] = ("accelerator", "log_checkpoints", "data_dir", "download")  # not params
 
@@ -313,3 +342,4 @@ class DataConfig:
     """Prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package."""
 
     data_dir: str = RunConfig.data_dir
+    """folder that holds the datasets"""

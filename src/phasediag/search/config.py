@@ -18,21 +18,36 @@ if TYPE_CHECKING:
 class SearchConfig:
     """The critical constants c_loss, c_sharp, c_max, c_barrier of one (config, seed)."""
 
-    run: RunConfig  # everything but c
+    run: RunConfig
+    """the run set-up: every option of `phasediag run` but c"""
     mode: SearchMode = "bisect"
-    resolution: float = 0.1  # in x = log2 c
+    """bisect (the four constants from few runs) or grid (the paper: every step upward from x_min to the divergence)"""
+    resolution: float = 0.1
+    """grid step in x = log2 c, in (0, 1] (0.1: c to within 7 %)"""
     x_min: float = -1.0
+    """lowest x = log2 c of the grid (-1: c = 0.5)"""
     x_max: float = 10.0
-    x_start: float = 1.0  # bisect: the first x (c = 2: a quadratic model cannot catapult below it)
-    gallop: float = 1.0  # bisect: step in x upward from the highest 'no' while no 'yes' is known above it ...
-    gallop_near: float = 0.3  # ... once any transition has been seen (the constants sit close together)
-    eps: float | None = None  # c_sharp threshold; null: 0, or 0.05 for centered / zero_readout outputs
-    storage: str | None = None  # Optuna storage URL; null: optuna.db next to the tracking store
+    """highest x = log2 c tried (10: c = 1024); a constant not reached below it is NaN"""
+    x_start: float = 1.0
+    """bisect: the first x = log2 c tried (1: c = 2, below which a quadratic model cannot catapult)"""
+    gallop: float = 1.0
+    """bisect: step in x = log2 c upward from the highest 'no' while no 'yes' is known above it"""
+    gallop_near: float = 0.3
+    """bisect: the same step once any transition has been seen (the constants sit close together)"""
+    eps: float | None = None
+    """c_sharp threshold: an increase is lambda_t / lambda_0 > 1 + eps; null = 0, or 0.05 for centered / zero_readout"""
+    storage: str | None = None
+    """Optuna storage URL (the search's ledger, resumed by a re-run); null = optuna.db next to the tracking store"""
     workers: int = 1
-    heartbeat: int = 10  # seconds between a running trial's heartbeats
-    grace: int = 60  # a trial silent for this long is failed (its worker died) and its c is retried
-    wait: bool = True  # trials left RUNNING by another process: wait for them (up to grace), else exit non-zero
-    batch_c: int = 0  # c values trained together as one batched model; 0: 1 on CPU, from the free memory on CUDA
+    """worker processes training values of c of this search in parallel"""
+    heartbeat: int = 10
+    """seconds between a running trial's heartbeats"""
+    grace: int = 60
+    """seconds after which a silent trial is failed (its worker died) and its c retried; > heartbeat"""
+    wait: bool = True
+    """trials left RUNNING by another process: wait for them (up to grace), or false: exit 1"""
+    batch_c: int = 0
+    """values of c trained together as one batched model; 0 = 1 on CPU, from the free memory on CUDA"""
 
     # the search chooses c, and reads L_t at every step (the loss catapult)
     unused_run_fields: ClassVar[tuple[str, ...]] = ("c", "loss_schedule")
@@ -113,12 +128,18 @@ class SearchConfig:
 class SweepOptions:
     """Many searches from a YAML spec (sweeps/*.yaml), shared by any number of workers."""
 
-    spec: str  # the YAML file
-    workers: int = 1  # local worker processes
-    storage: str | None = None  # Optuna storage URL shared by all workers; null: optuna.db next to the tracking store
-    data_dir: str | None = None  # where this worker finds the data (null: the spec's, or data)
-    accelerator: Accelerator | None = None  # where this worker trains (null: the spec's, or auto)
-    wait: bool | None = None  # searches RUNNING in another process: wait for them (null: true), or exit 1 naming them
+    spec: str
+    """the sweep's YAML file (sweeps/*.yaml)"""
+    workers: int = 1
+    """local worker processes"""
+    storage: str | None = None
+    """Optuna storage URL shared by all workers; null = optuna.db next to the tracking store"""
+    data_dir: str | None = None
+    """where this worker finds the data; null = the spec's, or the default data folder"""
+    accelerator: Accelerator | None = None
+    """where this worker trains: auto, cpu or gpu; null = the spec's, or auto"""
+    wait: bool | None = None
+    """searches RUNNING in another process: wait for them (null = true), or false: exit 1 naming them"""
 
     WORKER_FIELDS: ClassVar[tuple[str, ...]] = ("storage", "data_dir", "accelerator", "wait")  # override every point
 
