@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lightning as L
+from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 import numpy as np
 import pandas as pd
@@ -154,10 +155,16 @@ def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callb
         warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
         # accelerator=cpu on a GPU machine is the user's choice (the GPU tests' CPU reference), not an oversight.
         warnings.filterwarnings("ignore", "GPU available but not used.*", PossibleUserWarning)
+        # One process per run, also inside a SLURM job: Lightning's "srun is available but not used" hint (checked
+        # on every fit where SLURM's commands are installed) is about multi-process jobs, which this is not.
+        warnings.filterwarnings("ignore", "The `srun` command is available.*", PossibleUserWarning)
         trainer = L.Trainer(
             accelerator="gpu" if init.device.type == "cuda" else "cpu", devices=1, max_steps=init.config.steps,
             max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, callbacks=[*(callbacks or []), StopOnSignal()], num_sanity_val_steps=0,
+            # Not SLURMEnvironment: its SIGUSR1 handler would save a checkpoint and requeue the job behind the
+            # back of signals.py, which owns the signals (a SLURM task stops cleanly, then the launcher requeues).
+            plugins=[LightningEnvironment()],
         )  # fmt: skip
         trainer.fit(module, train_dataloaders=init.data.train_dataloader())
 
