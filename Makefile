@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages, installed only where missing: the offline Fashion-MNIST, PostgreSQL for the multi-machine
-# tests, Chromium for the browser test.
+# tests, Chromium for the browser test, SLURM and MUNGE for the SLURM launcher's tests (a private cluster).
 APT := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 define apt_install
 	@if ! $(1); then \
@@ -44,6 +44,7 @@ $(FMNIST_RAW): | $(STAMP)
 services:
 	$(call apt_install,test -x /usr/lib/postgresql/15/bin/initdb,postgresql-15,PostgreSQL 15 server binaries)
 	$(call apt_install,command -v chromium >/dev/null,chromium,headless Chromium)
+	$(call apt_install,test -x /usr/sbin/slurmctld -a -x /usr/sbin/munged,slurm-wlm munge,SLURM and MUNGE for the SLURM launcher's tests)
 
 # Two pytest workers, one thread each: half the suite waits on subprocesses, servers and grace periods, and on two
 # cores two OpenMP threads per process would fight over the cores (see tests/test_hessian.py).
