@@ -404,7 +404,7 @@ def test_censored_flags_reach_the_tables_and_the_relations_plot(tmp_path):
     w8 = summary[summary["width"] == 8].iloc[0]
     assert w8["c_loss_censored_frac"] == pytest.approx(1 / 3) and w8["c_sharp_censored_frac"] == pytest.approx(2 / 3)
     assert summary[summary["width"] == 16].iloc[0]["c_sharp_censored_frac"] == 0
-    path = phase_plots.relations(frame, "width", [], tmp_path / "relations.png")
+    path = phase_plots.save(phase_plots.relations(frame, "width", []), tmp_path / "relations.png")
     check_png(path)
     hollow = phase_plots._censored(frame, "c_loss") | phase_plots._censored(frame, "c_sharp")
     assert hollow.tolist() == [False, True, True, False]

@@ -14,6 +14,7 @@ from phasediag.reports.config import (
     AnalysisConfig, ClaimsConfig, DiagramConfig, LongrunConfig, SaturationConfig, SaturationWidthsConfig, TrajectoriesConfig,
     UVConfig, UVFiguresConfig,
 )  # fmt: skip
+from phasediag import api
 from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, build, normalize_argv, one_line
 from phasediag.search.config import SearchConfig, SweepOptions
 
@@ -30,14 +31,6 @@ def command(name: str, cls: type):
     return register
 
 
-def _check_data(*configs: RunConfig) -> None:
-    """Sizes against the data (subset, batch_size, measure_examples), before any run or study is created."""
-    from phasediag.run import data
-
-    for config in {(c.dataset, c.data_dir, c.subset, c.batch_size, c.measure_size, c.download): c for c in configs}.values():
-        data.check_sizes(config)
-
-
 def _experiment_of(run_id: str) -> str:
     """Where a run really is: under `mlflow run`, the experiment MLflow chose, which may not be --experiment."""
     from phasediag import tracking
@@ -46,9 +39,14 @@ def _experiment_of(run_id: str) -> str:
 
 
 def _tracking_uri() -> str:
+    """Check that the tracking store answers; how to open it (the last line of a command)."""
+    api.check_store()
+    return _ui()
+
+
+def _ui() -> str:
     from phasediag import tracking
 
-    tracking.check_reachable()
     return tracking.ui_command()
 
 
@@ -62,45 +60,31 @@ def _quiet_optuna() -> None:
 
 @command("run", RunConfig)
 def run_command(config: RunConfig) -> int:
-    from phasediag.run import runner
-
-    _check_data(config)
-    uri = _tracking_uri()
-    init = runner.initialize(config)
-    run_id, result = runner.run_one(config, init)
+    result = api.run_from(config)
     status = "diverged" if result.diverged else "finished"
-    print(f"run {run_id} {status}: lambda0={init.lambda0.value:.6g} eta={result.eta:.4g} "
+    print(f"run {result.run_id} {status}: lambda0={result.lambda0:.6g} eta={result.eta:.4g} "
           f"max_loss_ratio={result.history['loss_ratio'].iloc[1:].max():.4g} hvps={result.hvps}")  # fmt: skip
-    print(f"open it with: {uri}")
+    print(f"open it with: {_ui()}")
     return 0
 
 
 @command("search", SearchConfig)
 def search_command(config: SearchConfig) -> int:
-    from phasediag.search import study
-
-    _check_data(config.run)
-    uri = _tracking_uri()
     _quiet_optuna()
-    result = study.search(config)
+    result = api.search_from(config)
     constants = "  ".join(f"{k}={v:.4g}" for k, v in result.constants.items())
     print(f"search {result.study_name}: lambda0={result.lambda0:.6g}  {constants}  runs={result.n_runs} hvps={result.hvps}"
           + (f"  non-monotone: {', '.join(result.non_monotone)}" if result.non_monotone else ""))  # fmt: skip
-    print(f"parent run {result.parent_run_id}; open with: {uri}")
+    print(f"parent run {result.parent_run_id}; open with: {_ui()}")
     return 0
 
 
 @command("sweep", SweepOptions)
 def sweep_command(options: SweepOptions) -> int:
-    from phasediag.search import sweep
-
-    spec = sweep.SweepSpec.load(options.spec, options.overrides())
-    _check_data(*(point.run for point in spec.points))
-    uri = _tracking_uri()
     _quiet_optuna()
-    done, runs = sweep.sweep(spec, options.workers)
-    print(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done, {runs} runs trained in them")
-    print(f"next: phasediag diagram --experiment {spec.experiment}   (or {uri})")
+    result = api.sweep_from(options)
+    print(f"sweep {result.experiment}: {result.done}/{result.searches} searches done, {result.runs} runs trained in them")
+    print(f"next: phasediag diagram --experiment {result.experiment}   (or {_ui()})")
     return 0
 
 
@@ -148,7 +132,7 @@ def data_command(config: DataConfig) -> int:
 def saturation_command(config: SaturationConfig) -> int:
     from phasediag.reports import saturation
 
-    _check_data(config.run)
+    api.check_data(config.run)
     uri = _tracking_uri() if config.log else None
     result = saturation.run_saturation(config)
     fit = result.curve[result.curve["in_fit"]]
@@ -164,7 +148,7 @@ def saturation_command(config: SaturationConfig) -> int:
 def saturation_widths_command(config: SaturationWidthsConfig) -> int:
     from phasediag.reports import saturation_widths
 
-    _check_data(config.run)
+    api.check_data(config.run)
     if config.log:
         _tracking_uri()
     result = saturation_widths.run_widths(config, config.widths)
@@ -177,7 +161,7 @@ def saturation_widths_command(config: SaturationWidthsConfig) -> int:
 def longrun_command(config: LongrunConfig) -> int:
     from phasediag.reports import longrun
 
-    _check_data(config.run)
+    api.check_data(config.run)
     if config.log:
         _tracking_uri()
     result = longrun.run_longrun(config, progress=lambda line: print(line, flush=True))
@@ -192,15 +176,6 @@ def _wrote(out: str | Path, files: dict[str, Path], seconds: float, run_id: str 
         print(f"logged as run {run_id} in experiment {_experiment_of(run_id)!r}{where}")
 
 
-def _store_with_data() -> None:
-    """The analysis commands read an existing store: a missing SQLite file is an error, not a new empty store."""
-    from phasediag import tracking
-
-    uri = tracking.check_reachable()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).expanduser().is_file():
-        raise tracking.TrackingError(f"tracking store {uri!r} does not exist: run a sweep first, or set MLFLOW_TRACKING_URI")
-
-
 def _out(config: AnalysisConfig) -> Path | None:
     return None if config.out is None else Path(config.out)
 
@@ -213,20 +188,13 @@ def _report(what: str, result: Any) -> None:
 
 @command("diagram", DiagramConfig)
 def diagram_command(config: DiagramConfig) -> int:
-    from phasediag.reports import diagram
-
-    _store_with_data()
-    _report(f"diagram {config.experiment}", diagram.diagram(config.experiment, config.x, _out(config), config.log))
+    _report(f"diagram {config.experiment}", api.diagram_from(config))
     return 0
 
 
 @command("trajectories", TrajectoriesConfig)
 def trajectories_command(config: TrajectoriesConfig) -> int:
-    from phasediag.reports import diagram
-
-    _store_with_data()
-    result = diagram.trajectories(config.experiment, config.search, list(config.c) or None, _out(config), config.log)
-    _report("trajectories", result)
+    _report("trajectories", api.trajectories_from(config))
     return 0
 
 
@@ -234,7 +202,7 @@ def trajectories_command(config: TrajectoriesConfig) -> int:
 def claims_command(config: ClaimsConfig) -> int:
     from phasediag.reports import claims
 
-    _store_with_data()
+    api.store_with_data()
     table, markdown, result = claims.claims(config.experiment, _out(config), config.log, config.saturation_experiment,
                                             config.uv_experiment)  # fmt: skip
     print(markdown)
@@ -270,16 +238,6 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
     return namespace.command, build(cls, namespace[namespace.command].as_dict())
 
 
-def _user_error(error: Exception) -> bool:
-    """Bad input or an unusable store or dataset: ConfigError, or the error type of a module this command imported
-    (looked up, not imported: importing run.data for its DataError would load torch for every command)."""
-    kinds = [ConfigError]
-    for module, name in (("phasediag.run.data", "DataError"), ("phasediag.tracking", "TrackingError")):
-        if module in sys.modules:
-            kinds.append(getattr(sys.modules[module], name))
-    return isinstance(error, tuple(kinds))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from phasediag import logs, signals
 
@@ -295,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return stop.exit_code
         if _unfinished(error):
             return _fail(error, 1)
-        if isinstance(error, Exception) and _user_error(error):
+        if isinstance(error, ConfigError):  # bad input, an unusable store or dataset (DataError, TrackingError)
             return _fail(error, 2)
         lost = _outage(error)
         if lost is None:

@@ -15,10 +15,15 @@ QUIET = {
 }  # fmt: skip
 
 
-def configure() -> None:
-    """Once per process: the CLI's main and each spawned worker call it."""
+def filter_warnings() -> None:
+    """The warnings that are nobody's concern but Lightning's (the CLI for its process, the API inside each call)."""
     # Lightning 2.6's own pytree helper still builds torch's deprecated LeafSpec (torch 2.14): not a user's concern.
     warnings.filterwarnings("ignore", r".*isinstance.treespec, LeafSpec", FutureWarning)
+
+
+def configure() -> None:
+    """Once per process: the CLI's main and each spawned worker call it."""
+    filter_warnings()
     root = logging.getLogger()
     if any(getattr(h, "phasediag", False) for h in root.handlers):
         return

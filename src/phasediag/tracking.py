@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from phasediag import signals
+from phasediag.errors import ConfigError
 from phasediag.vocabulary import CONSTANTS
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ HISTORY_METRICS = (
 )
 
 
-class TrackingError(RuntimeError):
+class TrackingError(ConfigError, RuntimeError):
     """The tracking store cannot be reached or used; the message is one line."""
 
 

@@ -1,5 +1,5 @@
 """Figures of the phase diagram (Figs. 3, 4, 6 and c_barrier) and of training trajectories (Figs. 1, 2), from the
-tables of diagram. matplotlib; every function writes one PNG and returns its path."""
+tables of diagram. matplotlib; every function builds one Figure (outside pyplot), `save` writes it as a PNG."""
 
 import math
 import textwrap
@@ -46,7 +46,7 @@ def _integer_ticks(axis, values) -> None:
     axis.set_major_locator(FixedLocator(sorted(set(int(v) for v in values))))
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=130, bbox_inches="tight")
     return Path(path)
 
@@ -146,7 +146,7 @@ def _label_widths(ax: Axes, widths: np.ndarray, top: float) -> None:
     right.set_ylabel("$w$", fontsize=8)
 
 
-def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
+def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "") -> Figure:
     """Fig. 3: c (log2) against 1/w (or d): means with 25-75% bars, quadratic fits, the four phases filled between
     the fitted curves, c = 2 dashed; one panel per value of the other variable (and of any other varied parameter)."""
     y_column = Y_COLUMN[x]
@@ -193,10 +193,10 @@ def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list
     _suptitle(fig, f"Phase diagram of early training — {title}\nmean over up to {n} seeds, bars: 25–75% quantiles, "
               "lines: quadratic fits")  # fmt: skip
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, path)
+    return fig
 
 
-def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
+def relations(per_seed: pd.DataFrame, x: str, panel: list[str], title: str = "") -> Figure:
     """Fig. 4: per seed, c_sharp against c_loss and c_max against c_sharp, with y = x; colour = width (or depth),
     marker = the other variable (and any other varied parameter); hollow where a plotted constant is censored (its
     phase has zero width: it met the divergence first, critical.censor)."""
@@ -238,7 +238,7 @@ def relations(per_seed: pd.DataFrame, x: str, panel: list[str], path: Path, titl
     axes[1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     _suptitle(fig, f"Relations between the critical constants, one point per seed — {title}")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _censored(points: pd.DataFrame, constant: str) -> pd.Series:
@@ -247,7 +247,7 @@ def _censored(points: pd.DataFrame, constant: str) -> pd.Series:
     return points[column].fillna(0).astype(bool) if column in points else pd.Series(False, index=points.index)
 
 
-def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], path: Path, title: str = "") -> Path:
+def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "") -> Figure:
     """<c_barrier> with <c_loss> and <c_sharp> against 1/w (or d): means with 25-75% bars, quadratic fits, c = 2."""
     y_column = Y_COLUMN[x]
     names = ("c_loss", "c_sharp", "c_barrier")
@@ -279,7 +279,7 @@ def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str],
     _suptitle(fig, f"Loss barrier on the linear path $\\theta_0\\to\\theta_{{T_1}}$ — {title}\nmean over seeds, "
               "bars: 25–75% quantiles, lines: quadratic fits")  # fmt: skip
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _c_colours(cs: np.ndarray) -> dict[float, tuple]:
@@ -298,7 +298,7 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, path: Path) -> Path:
+def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series) -> Figure:
     """Fig. 2: (a) loss and (b) sharpness against step t, one line per c, 2/eta dashed in (b); (c) interpolated loss
     L((1-s) theta_0 + s theta_T) against s. One legend (colour = c) for the three panels."""
     fig, axes = subplots(1, 3, figsize=(16, 4.6))
@@ -354,4 +354,4 @@ def trajectories(table: pd.DataFrame, curves: pd.DataFrame, parent: pd.Series, p
     fig.suptitle(f"Early training of {who}, $\\eta = c/\\lambda_0^H$, $\\lambda_0^H$ = {parent['lambda0']:.4g}\n"
                  f"{constants}", fontsize=10)  # fmt: skip
     fig.tight_layout()
-    return _save(fig, path)
+    return fig

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from phasediag.physics import critical
 from phasediag import tracking
 from phasediag.run.config import ConfigError
 from phasediag.vocabulary import CONSTANTS, DIAGRAM_AXES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
 CENSORED = ("c_loss_censored", "c_sharp_censored", "c_barrier_censored")  # 0/1 per seed (critical.censor)
@@ -49,8 +52,9 @@ def _no_searches(experiment: str, found: pd.DataFrame) -> tracking.TrackingError
 
 def finished_searches(experiment: str) -> pd.DataFrame:
     """One row per finished search of the experiment (tracking.searches), with a y column 'inv_width' = 1/w.
-    Each (config, seed) counts once: duplicate parent runs of one study (left by versions before one parent per
-    search was claimed) are logged and the last finished kept. A (config) with fewer seeds than the experiment's
+    Each (config, seed) counts once: duplicate parent runs of one study (the same search done twice, e.g. against
+    another Optuna storage, or left by versions before one parent per search was claimed) are logged as a warning and
+    the last finished kept. A (config) with fewer seeds than the experiment's
     searches ask for is logged. Raises TrackingError (one line) when there is none."""
     found = tracking.searches(experiment)
     done = found[found["status"] == "FINISHED"].reset_index(drop=True)
@@ -58,9 +62,10 @@ def finished_searches(experiment: str) -> pd.DataFrame:
         raise _no_searches(experiment, found)
     twins = done.sort_values("end_time").duplicated("study", keep="last").sort_index()
     if twins.any():
-        log.warning("experiment %r: %d duplicate parent run(s) of %d search(es) (from an older version); each "
-                    "(config, seed) counted once, its last finished run", experiment, int(twins.sum()),
-                    done.loc[twins, "study"].nunique())  # fmt: skip
+        log.warning("experiment %r: %d duplicate parent run(s) of %d search(es) (the same search done twice, e.g. "
+                    "with another Optuna storage: %s); each (config, seed) counted once, its last finished run",
+                    experiment, int(twins.sum()),
+                    done.loc[twins, "study"].nunique(), ", ".join(done.loc[twins, "study"].unique()[:3]))  # fmt: skip
     done = done[~twins].reset_index(drop=True)
     _warn_missing_seeds(experiment, found, done)
     done["inv_width"] = 1.0 / done["width"].astype(float)
@@ -162,6 +167,7 @@ class Output:
     out: Path
     files: list[Path] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, "Figure"] = field(default_factory=dict)  # by file stem, as the PNGs in `files`
 
 
 def log_analysis(experiment: str, analysis: str, params: dict[str, Any], metrics: dict[str, float], files: list[Path]) -> str:
@@ -199,18 +205,19 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         files.append(out / f"{name}.csv")
-    files += [
-        phase_plots.phase_diagram(summary, fits, x, panel, out / f"phase_diagram_{x}.png", title),
-        phase_plots.relations(per_seed, x, panel, out / f"relations_{x}.png", title),
-        phase_plots.barrier(summary, fits, x, panel, out / f"barrier_{x}.png", title),
-    ]
+    figures = {
+        f"phase_diagram_{x}": phase_plots.phase_diagram(summary, fits, x, panel, title),
+        f"relations_{x}": phase_plots.relations(per_seed, x, panel, title),
+        f"barrier_{x}": phase_plots.barrier(summary, fits, x, panel, title),
+    }
+    files += [phase_plots.save(figure, out / f"{name}.png") for name, figure in figures.items()]
     run_id = None
     if log:
         params = {"experiment": experiment, "x": x, "y_axis": Y_COLUMN[x], "out": str(out), "searches": len(constants),
                   "points": len(summary)}  # fmt: skip
         metrics = {"searches": len(constants), "points": len(summary)}
         run_id = log_analysis(experiment, "diagram", params, metrics, files)
-    return Output(run_id, out, files, tables)
+    return Output(run_id, out, files, tables, figures)
 
 
 # --- trajectories (Figs. 1, 2) -----------------------------------------------------------------------------------
@@ -290,11 +297,11 @@ def trajectories(experiment: str, search: str | None, cs: list[float] | None = N
     stem = f"trajectories_{parent['study']}"
     table.to_csv(out / f"{stem}.csv", index=False)
     curves.to_csv(out / f"interpolation_{parent['study']}.csv", index=False)
-    figure = phase_plots.trajectories(table, curves, parent, out / f"{stem}.png")
-    files = [out / f"{stem}.csv", out / f"interpolation_{parent['study']}.csv", figure]
+    figure = phase_plots.trajectories(table, curves, parent)
+    files = [out / f"{stem}.csv", out / f"interpolation_{parent['study']}.csv", phase_plots.save(figure, out / f"{stem}.png")]
     run_id = None
     if log:
         params = {"experiment": experiment, "search": parent["run_id"], "study": parent["study"],
                   "c": " ".join(f"{c:.4g}" for c in table["c"].unique()), "out": str(out)}  # fmt: skip
         run_id = log_analysis(experiment, "trajectories", params, {"runs": float(table["run_id"].nunique())}, files)
-    return Output(run_id, out, files, {"trajectories": table, "interpolation": curves})
+    return Output(run_id, out, files, {"trajectories": table, "interpolation": curves}, {stem: figure})

@@ -16,14 +16,11 @@ from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
+from phasediag.errors import ConfigError
 from phasediag.vocabulary import (
     ACCELERATORS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, Arch, HvpMode, Loss, LossSchedule, Output, Param,
     Schedule, SharpnessMethod, LossSet,
 )  # fmt: skip
-
-
-class ConfigError(ValueError):
-    """Bad user input; the message is one line naming the value and what is allowed."""
 
 
 def one_of(name: str, value: Any, allowed: Iterable, where: str = "") -> None:
@@ -38,10 +35,38 @@ def at_least(name: str, value: float, low: float) -> None:
 
 
 def check_choices(config: Any) -> None:
-    """Every Literal-typed field holds one of its values (the CLI checks them too; this covers Python callers)."""
+    """Every number field holds its declared type, coerced (5 -> 5.0 for a float, 5.0 or '5' -> 5 for an int): one
+    config, so one study name, whether it came from Python, the CLI, `mlflow run -P` or a sweep YAML. Every
+    Literal-typed field holds one of its values (the CLI checks them too; this covers Python callers)."""
+    names = {f.name for f in fields(config)}
     for name, kind in typing.get_type_hints(type(config)).items():
+        if name not in names:
+            continue  # a ClassVar
+        object.__setattr__(config, name, _coerced(name, getattr(config, name), kind))
         if get_origin(kind) is Literal:
             one_of(name, getattr(config, name), get_args(kind))
+
+
+def _coerced(name: str, value: Any, kind: Any) -> Any:
+    """`value` as the declared number type (int only when integral); anything else unchanged."""
+    if _is_optional(kind):
+        inner = [k for k in get_args(kind) if k is not type(None)]
+        return value if value is None or len(inner) != 1 else _coerced(name, value, inner[0])
+    if _is_sequence(kind) and isinstance(value, (list, tuple)):
+        return tuple(_coerced(name, item, get_args(kind)[0]) for item in value)
+    if kind not in (int, float) or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return value
+    if kind is int and isinstance(value, int):
+        return value  # exact, however large
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not allowed: {describe(kind)}") from None
+    if kind is float:
+        return number
+    if not number.is_integer():
+        raise ConfigError(f"{name}={value!r} is not allowed: {describe(kind)}")
+    return int(number)
 
 
 def check_out(name: str, folder: str | None) -> None:
@@ -253,18 +278,30 @@ def _items(value: str) -> list[str]:
 
 
 def normalize(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Spellings the parser does not know: 'none' for None (MLproject, old specs), lists as '0 1 2' or '0..4'."""
+    """Spellings the parser does not know: 'none' for None (MLproject, old specs), lists as '0 1 2' or '0..4', an
+    integral number for an int (5.0 or '5.0')."""
     kinds = flat_fields(cls)
     out = dict(values)
     for name, value in values.items():
         kind = kinds.get(name)
+        if isinstance(value, float) and kind is not None:
+            out[name] = _coerced(name, value, kind)
         if not isinstance(value, str) or kind is None:
             continue
         if _is_optional(kind) and value.strip().lower() in ("none", "null", ""):
             out[name] = None
         elif _is_sequence(kind) or any(_is_sequence(k) for k in get_args(kind)):
             out[name] = _items(value)
+        elif int in (kind, *get_args(kind)) and _integral(value):
+            out[name] = str(int(float(value)))  # '8.0' for an int, as 8.0 is
     return out
+
+
+def _integral(text: str) -> bool:
+    try:
+        return float(text).is_integer()
+    except ValueError:
+        return False
 
 
 def normalize_argv(cls: type, argv: list[str]) -> list[str]:

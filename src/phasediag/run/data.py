@@ -24,7 +24,7 @@ NUM_CLASSES = 10
 CIFAR10_TRAIN_SIZE = 50_000  # five batches of 10000
 
 
-class DataError(FileNotFoundError):
+class DataError(ConfigError, FileNotFoundError):
     """A dataset's files are missing; the message names the folder, the files and how to get them."""
 
 

@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,16 @@ class SweepSpec:
             raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML ({str(error).splitlines()[0]})") from None
         if not isinstance(spec, dict):
             raise ConfigError(f"sweep spec {str(path)!r} must be a mapping with keys {', '.join(SPEC_KEYS)}")
+        return cls.from_dict(spec, overrides, text, f"sweep spec {str(path)!r}")
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], overrides: dict[str, Any] | None = None, source: str | None = None,
+                  where: str = "sweep spec") -> "SweepSpec":  # fmt: skip
+        """The same from a mapping shaped like the YAML (the Python API's sweep); `source` is logged (default: the
+        mapping as YAML); errors start with `where`."""
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where} must be a mapping with keys {', '.join(SPEC_KEYS)}")
+        text = source if source is not None else yaml.safe_dump(dict(spec), sort_keys=False)
         unknown = set(spec) - set(SPEC_KEYS)
         if unknown:
             raise ConfigError(f"sweep spec key {sorted(unknown)[0]!r} is not allowed: use {', '.join(SPEC_KEYS)}")
@@ -75,7 +86,7 @@ class SweepSpec:
             try:
                 points.append(SearchConfig.from_strings(values))  # the YAML's own types, checked as declared
             except ConfigError as error:
-                raise ConfigError(f"sweep spec {str(path)!r}: {error}") from None
+                raise ConfigError(f"{where}: {error}") from None
         return cls(experiment, tuple(points), text)
 
     @property
