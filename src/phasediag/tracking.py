@@ -84,9 +84,55 @@ def redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def store_identity(uri: str) -> str:
+    """What names a tracking store whichever way it is written: a SQLite file by its absolute path, a server or a
+    database by scheme, host, port and path, without user, password or query."""
+    from urllib.parse import urlsplit
+
+    if uri.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).expanduser().resolve())
+    parts = urlsplit(uri)
+    host = f"{(parts.hostname or '').lower()}{f':{parts.port}' if parts.port else ''}"
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def _refuse_password(uri: str) -> None:
+    """Credentials come from the environment, never inside a URI (it is printed, logged and shown by `ps`)."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(uri).password is None:
+        return
+    where = ("MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" if uri.startswith("http")
+             else "PGPASSWORD or ~/.pgpass")  # fmt: skip
+    raise TrackingError(f"tracking URI {redact(uri)} holds a password: remove it and set {where} instead (docs/cluster.md)")
+
+
+def _check_credentials(uri: str, timeout: float) -> None:
+    """An authenticated request (MLFLOW_TRACKING_USERNAME / _PASSWORD, as MLflow sends them) that a server with
+    MLflow's basic-auth app answers 401 for wrong or missing credentials: refused here, before any run exists."""
+    import base64
+
+    import mlflow.environment_variables as env
+
+    request = urllib.request.Request(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1")
+    user, password = env.MLFLOW_TRACKING_USERNAME.get(), env.MLFLOW_TRACKING_PASSWORD.get()
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            given = f"user {user!r}" if user else "no MLFLOW_TRACKING_USERNAME"
+            raise TrackingError(f"tracking server {uri} refused the credentials ({error.code} {error.reason}, {given}): "
+                                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None  # fmt: skip
+
+
 def check_reachable(uri: str | None = None, timeout: float = 5.0) -> str:
     """Fail fast, before any run is created, when the tracking store cannot be reached."""
     uri = uri or tracking_uri()
+    _refuse_password(uri)
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
         if not folder.is_dir():
@@ -98,6 +144,7 @@ def check_reachable(uri: str | None = None, timeout: float = 5.0) -> str:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise TrackingError(f"tracking server {uri!r} is unreachable ({reason}); start it or set MLFLOW_TRACKING_URI") from None
+        _check_credentials(uri, timeout)
     elif uri.startswith(("postgresql", "mysql", "mssql")):
         import sqlalchemy
 

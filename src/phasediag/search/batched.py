@@ -23,7 +23,8 @@ from phasediag.run import runner
 from phasediag.run.batched import log_run, train_batched
 from phasediag.search.ledger import Plan
 from phasediag.search.config import SearchConfig
-from phasediag.search.study import child_tags, ledger_of, open_study, outcome, sharpness_until
+from phasediag.search.storage import open_storage
+from phasediag.search.study import child_tags, ledger_of, open_study, outcome, sharpness_until, stale_trial_failed
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,24 @@ def ask_round(study: optuna.Study, config: SearchConfig, size: int) -> list[tupl
 def heartbeats(config: SearchConfig, study: optuna.Study, trials: list[optuna.Trial]) -> Iterator[None]:
     """Beat the trials' heartbeats while they train, so that other workers do not fail them (Study.optimize does
     this for one trial; here several run at once)."""
-    storage = RDBStorage(config.storage_url, heartbeat_interval=config.heartbeat, grace_period=config.grace)
+    storage = open_storage(config.storage_url, config.heartbeat, config.grace, stale_trial_failed)
     study_id = storage.get_study_id_from_name(study.study_name)
     ids = [storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in trials]
     stop = threading.Event()
 
     def beat() -> None:
-        while True:
-            try:
-                for trial_id in ids:
-                    storage.record_heartbeat(trial_id)
-            except Exception as error:  # a busy database: the next beat retries
-                log.warning("heartbeat not recorded: %s", error)
-            if stop.wait(config.heartbeat):
-                return
+        try:
+            while True:
+                try:
+                    for trial_id in ids:
+                        storage.record_heartbeat(trial_id)
+                except Exception as error:  # a busy database: the next beat retries
+                    log.warning("heartbeat not recorded: %s", error)
+                if stop.wait(config.heartbeat):
+                    return
+        finally:
+            if isinstance(storage, RDBStorage):
+                storage.remove_session()  # this thread's connection
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
@@ -69,7 +74,6 @@ def heartbeats(config: SearchConfig, study: optuna.Study, trials: list[optuna.Tr
     finally:
         stop.set()
         thread.join()
-        storage.remove_session()
 
 
 def work_batched(config: SearchConfig, parent_run_id: str, init: runner.Initialization, size: int, poll: float = 1.0) -> None:

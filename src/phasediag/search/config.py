@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from phasediag.search.ledger import Ledger
 
 
+def check_storage(url: str | None) -> None:
+    """A storage URL names no password: it would be printed, logged and shown by `ps`; libpq reads it from the
+    environment instead."""
+    from urllib.parse import urlsplit
+
+    if url and urlsplit(url).password is not None:
+        raise ConfigError("storage URL holds a password: remove it and set PGPASSWORD, or put it in ~/.pgpass (docs/cluster.md)")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """The critical constants c_loss, c_sharp, c_max, c_barrier of one (config, seed)."""
@@ -37,7 +46,9 @@ class SearchConfig:
     eps: float | None = None
     """c_sharp threshold: an increase is lambda_t / lambda_0 > 1 + eps; null = 0, or 0.05 for centered / zero_readout"""
     storage: str | None = None
-    """Optuna storage URL (the search's ledger, resumed by a re-run); null = optuna.db next to the tracking store"""
+    """Optuna storage URL (the search's ledger, resumed by a re-run): sqlite:///FILE, postgresql+psycopg2://USER@HOST:PORT/DB
+    (password from PGPASSWORD or ~/.pgpass, never here) or journal:///SHARED/PATH/optuna.log; null = optuna.db next to the
+    tracking store"""
     workers: int = 1
     """worker processes training values of c of this search in parallel"""
     heartbeat: int = 10
@@ -54,6 +65,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        check_storage(self.storage)
         if not (self.gallop > 0 and self.gallop_near > 0):
             raise ConfigError(f"gallop={self.gallop!r}, gallop_near={self.gallop_near!r} are not allowed: both must be > 0")
         if not 0 < self.resolution <= 1:
@@ -133,7 +145,9 @@ class SweepOptions:
     workers: int = 1
     """local worker processes"""
     storage: str | None = None
-    """Optuna storage URL shared by all workers; null = optuna.db next to the tracking store"""
+    """Optuna storage URL shared by all workers: sqlite:///FILE (one machine), postgresql+psycopg2://USER@HOST:PORT/DB
+    (password from PGPASSWORD or ~/.pgpass) or journal:///SHARED/PATH/optuna.log; null = optuna.db next to the
+    tracking store"""
     data_dir: str | None = None
     """where this worker finds the data; null = the spec's, or the default data folder"""
     accelerator: Accelerator | None = None
@@ -146,6 +160,7 @@ class SweepOptions:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
+        check_storage(self.storage)
 
     def overrides(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.WORKER_FIELDS if getattr(self, k) is not None}

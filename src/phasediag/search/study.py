@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
@@ -26,6 +26,7 @@ from phasediag.search.config import SearchConfig
 from phasediag.physics.critical import trial_answers, trial_margins
 from phasediag.run import runner
 from phasediag.search.ledger import Ledger, Plan
+from phasediag.search.storage import open_storage
 
 log = logging.getLogger(__name__)
 CLAIM_WAIT = 300  # s that a process joining a search waits (beyond the grace period) for the claimed parent run
@@ -74,7 +75,7 @@ def quiet_optuna() -> Iterator[None]:
         yield
 
 
-def _stale_trial_failed(study: optuna.Study, trial: FrozenTrial) -> None:
+def stale_trial_failed(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna failed a trial whose worker stopped beating: its child run must not stay RUNNING forever."""
     if "run_id" in trial.user_attrs:
         reason = f"its worker {trial.user_attrs.get('worker', '?')} stopped (no heartbeat); the c is retried"
@@ -87,21 +88,14 @@ def open_study(config: SearchConfig, name: str | None = None) -> optuna.Study:
     # One line per trial is what the progress bar is for; a failed trial's error reaches the command line anyway.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = config.storage_url
-    try:
-        with quiet_optuna(), tracking.sqlite_lock(url):
-            storage = RDBStorage(url, heartbeat_interval=config.heartbeat, grace_period=config.grace,
-                                 heartbeat_stale_trial_callback=_stale_trial_failed, engine_kwargs=_engine_kwargs(url))  # fmt: skip
+    with quiet_optuna():
+        storage = open_storage(url, config.heartbeat, config.grace, stale_trial_failed)  # checks the pair first
+        try:
             return optuna.create_study(study_name=name or config.study_name, storage=storage,
                                        sampler=LedgerSampler(config), load_if_exists=True)  # fmt: skip
-    except Exception as error:  # SQLAlchemy / driver errors vary by backend
-        first_line = str(error).splitlines()[0][:200] if str(error) else ""
-        raise tracking.TrackingError(f"Optuna storage {tracking.redact(url)!r} is unusable ({type(error).__name__}: {first_line})") from None
-
-
-def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+        except Exception as error:  # SQLAlchemy / driver errors vary by backend
+            first_line = str(error).splitlines()[0][:200] if str(error) else ""
+            raise tracking.TrackingError(f"Optuna storage {tracking.redact(url)!r} is unusable ({type(error).__name__}: {first_line})") from None
 
 
 @dataclass
@@ -121,18 +115,19 @@ def _claim(study: optuna.Study, storage_url: str, key: str, create: Callable[[],
     process claimed it first. A claim without its id would hold later processes for CLAIM_WAIT s and then fail
     them (found by a SIGTERM stress test): a signal waits for all three, and an error withdraws the claim."""
     claim, run_id = f"{study.study_name}:{key}", None
+    storage = open_storage(storage_url)
     try:
         with signals.deferred():
             try:
                 with quiet_optuna():
-                    optuna.create_study(study_name=claim, storage=storage_url)
+                    optuna.create_study(study_name=claim, storage=storage)
             except optuna.exceptions.DuplicatedStudyError:
                 return None
             try:
                 run_id = create()
                 study.set_user_attr(key, run_id)
             except Exception:
-                optuna.delete_study(study_name=claim, storage=storage_url)  # the re-run claims it again
+                optuna.delete_study(study_name=claim, storage=storage)  # the re-run claims it again
                 raise
     except signals.Interrupted as stop:
         if run_id is not None:

@@ -19,12 +19,14 @@ from typing import Any
 
 import optuna
 import yaml
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from phasediag import signals, tracking
 from phasediag.run.config import ConfigError
 from phasediag.search.config import SearchConfig
+from phasediag.search.storage import open_storage
 from phasediag.search.study import (Unfinished, claimed_run, open_study, quiet_optuna, run_workers, search, wait_for,
                                     worker_exit_code)  # fmt: skip
 
@@ -123,10 +125,40 @@ def free_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, poll: 
     return wait_for(study, spec.points[0].grace, poll, check)
 
 
+def _claim_key(spec: SweepSpec, point: int, generation: int) -> str:
+    return f"{spec.study_name}:point-{point}:{generation}"
+
+
+def claim_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, point: int) -> bool:
+    """Whether this trial now holds `point`; at most one live trial does, whatever the timing of the workers.
+    The claim is the creation of the Optuna study `<sweep>:point-<i>:<generation>`, unique by name in the storage
+    (a database's unique constraint, the journal's order); generation = the keys created so far for the point, so
+    when its holder fails (its worker died: no heartbeat) the next key frees it for exactly one other trial.
+    The keys are read before the trials, and a trial writes its point before creating its key: whoever sees a key
+    also sees the trial that created it, RUNNING (taken), COMPLETE (done) or finished otherwise (free again)."""
+    storage = open_storage(spec.points[0].storage_url)
+    generation = 0
+    while True:
+        try:
+            storage.get_study_id_from_name(_claim_key(spec, point, generation))
+        except KeyError:
+            break
+        generation += 1
+    if any(t.params["point"] == point for t in _claimed(study, exclude=trial.number)):
+        return False
+    trial.suggest_int("point", point, point)
+    trial.set_user_attr("claim", generation)
+    try:
+        storage.create_new_study([StudyDirection.MINIMIZE], _claim_key(spec, point, generation))
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    return True
+
+
 def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
     """One worker: Study.optimize claims searches (one trial each, its heartbeat beating while the search runs)
     until every search is finished; returns how many this worker finished. Two workers may pick the same point at
-    the same moment: the claim with the lower trial number wins, the other is pruned and the worker goes on."""
+    the same moment: one claims it (claim_point), the other's trial is pruned and the worker goes on."""
     study = _claims(spec)
     finished = []
 
@@ -135,8 +167,7 @@ def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
         if point is None:
             study.stop()
             raise optuna.TrialPruned("every search is finished")
-        trial.suggest_int("point", point, point)
-        if min(t.number for t in _claimed(study) if t.params["point"] == point) != trial.number:
+        if not claim_point(study, spec, trial, point):
             raise optuna.TrialPruned(f"search {point} was claimed by another worker first")
         trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
         with signals.interruptible():
