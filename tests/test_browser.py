@@ -24,6 +24,7 @@ from servers import running_mlflow_server
 BROWSER_TIMEOUT = 120  # s for one Chromium page load (the JS app, then its API calls)
 VIRTUAL_TIME_MS = 20000  # time Chromium gives the page's JavaScript to render
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WINDOW = "2400,1000"  # px: wide enough for every column of the runs table beside the UI's side panels
 EXPERIMENT = "browser-check"
 SMALL = ["--arch", "fcn", "--depth", "3", "--width", "16", "--dataset", "synthetic:1x4x4:128", "--measure_examples", "64",
          "--batch_size", "32", "--steps", "3", "--seed", "0", "--log_checkpoints", "false", "--accelerator", "cpu",
@@ -52,7 +53,7 @@ def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 def rendered_dom(browser: str, url: str, profile: Path) -> str:
     """The DOM after the page's JavaScript ran (Chromium --dump-dom), with a fresh profile."""
     argv = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
-            "--dump-dom", url]  # fmt: skip
+            f"--window-size={WINDOW}", "--dump-dom", url]  # fmt: skip
     try:
         done = subprocess.run(argv, capture_output=True, timeout=BROWSER_TIMEOUT, stdin=subprocess.DEVNULL,
                               start_new_session=True)  # fmt: skip
@@ -68,41 +69,66 @@ def visible_text(dom: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom)))
 
 
+def screenshot(browser: str, url: str, profile: Path, path: Path) -> bytes:
+    """A PNG of the rendered page at WINDOW, with a fresh profile."""
+    argv = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+            f"--window-size={WINDOW}", f"--screenshot={path}", url]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, timeout=BROWSER_TIMEOUT, stdin=subprocess.DEVNULL,
+                          start_new_session=True)  # fmt: skip
+    assert done.returncode == 0 and path.is_file(), f"chromium exited {done.returncode}: {done.stderr.decode()[-2000:]}"
+    return path.read_bytes()
+
+
+def printed_urls(out: str) -> list[str]:
+    return re.findall(r"^runs table: (\S+)", out, flags=re.M)
+
+
 @pytest.mark.slow
-def test_mlflow_ui_shows_runs_and_serves_the_png(store, tmp_path, capsys):
+def test_mlflow_ui_opens_the_printed_runs_table(store, tmp_path, capsys, monkeypatch):
     browser = chromium()
-    # A small finished experiment in a private SQLite store: one search (a parent and its children), one lone run,
-    # and one analysis run with a PNG.
-    assert cli.main(["search", *SMALL, "--x_max", "3", "--resolution", "0.5"]) == 0
-    assert cli.main(["run", *SMALL, "--c", "3"]) == 0
-    figures = tmp_path / "figures"
-    figures.mkdir()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(2, 2))
-    ax.plot([0, 1], [1, 0])
-    fig.savefig(figures / "browser_check.png")
-    plt.close(fig)
-    analysis_id = tracking.log_artifact_run(EXPERIMENT, "analysis", {}, {}, figures)
-    experiment_id = tracking.experiment_id(EXPERIMENT, create=False)
-    (parent,) = tracking.searches(EXPERIMENT)["study"]
-    children = tracking.runs(EXPERIMENT)
-    capsys.readouterr()
-
     with running_mlflow_server(store, tmp_path) as url:
-        # The experiment page opens on the runs table (a model-development experiment, not a GenAI traces page):
-        # the search parent (its children nested under it, counted), the lone run, the Dataset column.
-        runs_page = f"{url}/#/experiments/{experiment_id}/runs"
+        # A small finished experiment tracked through the server: one search (a parent and its children), one lone
+        # run, and one analysis run with a PNG. Each command prints the runs table's address.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        assert cli.main(["search", *SMALL, "--x_max", "3", "--resolution", "0.5"]) == 0
+        search_out = capsys.readouterr().out
+        assert cli.main(["run", *SMALL, "--c", "3"]) == 0
+        run_out = capsys.readouterr().out
+        figures = tmp_path / "figures"
+        figures.mkdir()
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [1, 0])
+        fig.savefig(figures / "browser_check.png")
+        plt.close(fig)
+        analysis_id = tracking.log_artifact_run(EXPERIMENT, "analysis", {}, {}, figures)
+        experiment_id = tracking.experiment_id(EXPERIMENT, create=False)
+        parent = tracking.searches(EXPERIMENT).iloc[0]
+        children = tracking.runs(EXPERIMENT)
+
+        # Both commands print the same address, on this server, of this experiment's runs table.
+        (runs_page,) = set(printed_urls(search_out) + printed_urls(run_out))
+        assert len(printed_urls(search_out)) == len(printed_urls(run_out)) == 1, search_out + run_out
+        assert runs_page.startswith(f"{url}/#/experiments/{experiment_id}/runs?"), runs_page
+
+        # Exactly that address: the training runs table (not the GenAI overview), the search parent (its children
+        # nested under it, counted), the lone run, and the constants and key params as columns with their values.
         text = visible_text(rendered_dom(browser, runs_page, tmp_path / "profile-runs"))
-        assert EXPERIMENT in text and "Training runs" in text, f"not the runs table at {runs_page}: {text[:1500]}"
-        assert parent in text, f"the search parent is not in the runs table: {text[:1500]}"
+        assert EXPERIMENT in text and "Traces 0" not in text, f"not the runs table at {runs_page}: {text[:1500]}"
+        assert parent["study"] in text, f"the search parent is not in the runs table: {text[:1500]}"
         assert re.search(r"(?<![\w.=])c=3(?![\w.])", text), f"the lone run c=3 is not in the runs table: {text[:1500]}"
-        assert "synthetic:1x4x4:128" in text, f"the Dataset column is empty: {text[:1500]}"
         total = 1 + len(children) + 1  # the parent, the trained runs (its children and the lone run), the analysis run
         assert f"{total} matching runs" in text, text[:1500]
+        for _, name in tracking.RUNS_TABLE_COLUMNS:
+            assert re.search(rf"(?<![\w.]){name}(?![\w.])", text), f"no column {name} in the runs table: {text[:1500]}"
+        c_loss = repr(float(parent["c_loss"]))  # the UI shows a metric's full value
+        assert c_loss in text, f"c_loss={c_loss} not shown: {text[:1500]}"
+        shot = screenshot(browser, runs_page, tmp_path / "profile-shot", tmp_path / "runs_table.png")
+        assert shot[:8] == PNG_SIGNATURE and len(shot) > 10_000
 
         # The analysis run's artifact page: the UI lists the PNG and shows it as an image.
         artifact_page = f"{url}/#/experiments/{experiment_id}/runs/{analysis_id}/artifacts/browser_check.png"

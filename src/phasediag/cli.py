@@ -50,6 +50,13 @@ def _ui() -> str:
     return tracking.ui_command()
 
 
+def _runs_table(experiment: str) -> str:
+    """The closing line of a command that trains: the address of the experiment's runs table in the MLflow UI."""
+    from phasediag import tracking
+
+    return tracking.open_runs_table(experiment)
+
+
 def _quiet_optuna() -> None:
     """Optuna's records through our handler (warnings and up), not its own INFO handler."""
     import optuna
@@ -64,7 +71,7 @@ def run_command(config: RunConfig) -> int:
     status = "diverged" if result.diverged else "finished"
     print(f"run {result.run_id} {status}: lambda0={result.lambda0:.6g} eta={result.eta:.4g} "
           f"max_loss_ratio={result.history['loss_ratio'].iloc[1:].max():.4g} hvps={result.hvps}")  # fmt: skip
-    print(f"open it with: {_ui()}")
+    print(_runs_table(_experiment_of(result.run_id)))
     return 0
 
 
@@ -75,7 +82,8 @@ def search_command(config: SearchConfig) -> int:
     constants = "  ".join(f"{k}={v:.4g}" for k, v in result.constants.items())
     print(f"search {result.study_name}: lambda0={result.lambda0:.6g}  {constants}  runs={result.n_runs} hvps={result.hvps}"
           + (f"  non-monotone: {', '.join(result.non_monotone)}" if result.non_monotone else ""))  # fmt: skip
-    print(f"parent run {result.parent_run_id}; open with: {_ui()}")
+    print(f"parent run {result.parent_run_id}")
+    print(_runs_table(_experiment_of(result.parent_run_id)))
     return 0
 
 
@@ -84,7 +92,8 @@ def sweep_command(options: SweepOptions) -> int:
     _quiet_optuna()
     result = api.sweep_from(options)
     print(f"sweep {result.experiment}: {result.done}/{result.searches} searches done, {result.runs} runs trained in them")
-    print(f"next: phasediag diagram --experiment {result.experiment}   (or {_ui()})")
+    print(f"next: phasediag diagram --experiment {result.experiment}")
+    print(_runs_table(result.experiment))
     return 0
 
 

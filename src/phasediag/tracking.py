@@ -79,6 +79,40 @@ def ui_command() -> str:
     return f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+# The runs table's columns, in this order: the constants of a search and the params that tell runs apart.
+RUNS_TABLE_COLUMNS = (("params", "c"), *(("metrics", name) for name in CONSTANTS), ("params", "depth"),
+                      ("params", "width"), ("params", "seed"), ("params", "arch"), ("metrics", "lambda0"),
+                      ("metrics", "diverged"))  # fmt: skip
+RUNS_TABLE_COLUMN_WIDTH = 90  # px: every column above fits a 1920-px screen beside the run name
+
+
+def runs_table_url(experiment: str) -> str:
+    """The address that opens the experiment's runs table in the MLflow UI, its columns the constants and the key
+    params (the tracking server's address, else where `mlflow ui` serves).
+
+    MLflow 3's experiment page opens on its GenAI overview; `workflowType=machine_learning` on the `runs` tab opens the
+    runs table. Its columns come from a shared view: the table's state as JSON in the experiment tag
+    `mlflow.sharedViewState.<key>`, which the UI loads for `viewStateShareKey=<key>` (its "share view" mechanism).
+    """
+    columns = [f"{kind}.`{name}`" for kind, name in RUNS_TABLE_COLUMNS]
+    state = json.dumps({"selectedColumns": columns, "columnOrder": columns,
+                        "columnWidths": dict.fromkeys(columns, RUNS_TABLE_COLUMN_WIDTH)})  # fmt: skip
+    key = hashlib.sha256(state.encode()).hexdigest()[:16]
+    experiment_key = experiment_id(experiment)
+    _client().set_experiment_tag(experiment_key, f"mlflow.sharedViewState.{key}", state)
+    uri = tracking_uri()
+    base = uri.rstrip("/") if uri.startswith("http") else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_key}/runs?viewStateShareKey={key}&workflowType=machine_learning"
+
+
+def open_runs_table(experiment: str) -> str:
+    """One line for the end of a command: how to see its runs in the MLflow UI."""
+    url = runs_table_url(experiment)
+    command = ui_command()
+    return f"runs table: {url}" if command.startswith("open ") else f"runs table: {url}   (start the UI: {command})"
+
+
 def redact(url: str) -> str:
     """A URL fit for an error message: no password."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
