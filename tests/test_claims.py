@@ -217,7 +217,44 @@ def test_censored_counts_or_no_data():
     rows = claims.evaluate(flagged)
     sharp = rows_of(rows, "seeds with c_sharp censored at c_max").iloc[0]
     assert sharp["measured"] == 3 and sharp["result"] == "count" and "3 of 48" in sharp["detail"]
-    assert "0 c_loss, 3 c_sharp, 0 c_barrier censored" in rows_of(rows, "c_loss <= c_sharp <= c_max per seed")["detail"].iloc[0]
+    inequality = rows_of(rows, "c_loss <= c_sharp <= c_max per seed").iloc[0]
+    assert "3 with either censored left out" in inequality["detail"] and inequality["measured"] == 1.0
+    assert "45/45" in inequality["detail"]  # only the uncensored seeds are evidence
+
+
+def test_a_censored_seed_is_no_evidence_for_an_inequality_and_claims_are_evaluated_twice():
+    """Censored c_sharp (= c_max) satisfies c_sharp <= c_max by construction: such seeds are left out of the count;
+    evaluate_both reports each claim with censored constants as c_max and left out (NaN)."""
+    table = constants().assign(c_loss_censored=0.0, c_sharp_censored=0.0, c_barrier_censored=0.0)
+    bad = table.index[:20]  # 20 of 48 seeds violate c_sharp <= c_max, but their c_sharp is censored ...
+    table.loc[bad, "c_sharp"] = table.loc[bad, "c_max"]
+    table.loc[bad, "c_sharp_censored"] = 1.0
+    both = claims.evaluate_both(table)
+    row = rows_of(both, "c_loss <= c_sharp <= c_max per seed").iloc[0]
+    assert "28/28" in row["detail"] and "20 with either censored left out" in row["detail"]
+    assert row["result"] == row["result_left_out"] == "pass"
+    # the trend of c_sharp is computed on 48 values as c_max, on 28 when censored values are left out
+    trend = rows_of(both, "log2 c_sharp increases with 1/w", "d=4").iloc[0]
+    assert "0 NaN" in trend["detail"] and f"{len(bad[table.loc[bad, 'depth'] == 4])} NaN" in trend["detail_left_out"]
+    assert list(both.columns[:9]) == claims.COLUMNS and {"measured_left_out", "result_left_out"} <= set(both)
+    assert len(both) == len(claims.evaluate(table))  # each claim once
+    left = claims.left_out(table)
+    assert left.loc[bad, "c_sharp"].isna().all() and left["c_loss"].notna().all()
+    markdown = claims.to_markdown(both, "x")
+    assert "censored left out: measured" in markdown and "Censored left out:" in markdown
+
+
+def test_an_unsupported_c_crit_peak_is_no_data_not_a_measurement():
+    runs, _, _ = saturation_tables(c_crit=2.14)
+    supported = runs.assign(c_crit_support=0.9, c_crit_supported=1.0, c_crit_low=1.9, c_crit_high=2.3)
+    table = claims.evaluate(pd.DataFrame(), supported)
+    rows = rows_of(table, "vicinity of c = 2")
+    assert set(rows["result"]) == {"pass"} and rows["low"].iloc[0] == 1.9 and "90% of seed redraws" in rows["detail"].iloc[0]
+    unsupported = claims.evaluate(constants().assign(arch="fcn", batch_size=512), runs.assign(c_crit_support=0.2, c_crit_supported=0.0))
+    assert set(rows_of(unsupported, "vicinity of c = 2")["result"]) == {"no data"}
+    assert "not supported by the seeds" in rows_of(unsupported, "vicinity of c = 2")["detail"].iloc[0]
+    assert result(unsupported, "opening of the sharpness reduction phase") == "no data"
+    assert "c_crit_sg5" not in set(rows_of(table, "vicinity")["scope"].str.cat())  # window metrics are no extra claims
 
 
 # --- saturation --------------------------------------------------------------------------------------------------
@@ -305,9 +342,10 @@ def test_uv_claims_pass_fail_and_no_data():
 
 
 def test_markdown_shows_intervals_and_the_rules():
-    table = claims.evaluate(constants())
+    table = claims.evaluate_both(constants())
     text = claims.to_markdown(table, "hand")
-    assert "| fig. | claim | scope | measured [95 % interval] | expected | result | detail |" in text
+    assert ("| fig. | claim | scope | censored as c_max: measured [95 % interval] | result | censored left out: measured "
+            "[95 % interval] | result | expected | detail |") in text  # fmt: skip
     row = rows_of(table, "log2 c_loss increases with 1/w", "d=4").iloc[0]
     assert f"{row['measured']:.3g} [{row['low']:.3g}, {row['high']:.3g}]" in text
     assert "redraws the seeds within each point" in text

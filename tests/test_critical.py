@@ -1,5 +1,7 @@
 """Critical constants from hand-built trajectories and grids (DESIGN.md section 6)."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -428,3 +430,22 @@ def test_uv_c_crit_is_2_at_every_width_with_the_default_window():
 def test_each_question_answers_one_constant():
     """The ledger names the constant of question q c_q: the two vocabularies must line up."""
     assert [f"c_{q}" for q in critical.QUESTIONS] == list(CONSTANTS)
+
+
+def test_c_crit_bootstrap_supports_a_clear_peak_and_not_noise():
+    """Seeds that share a sharp step at x = 1 put chi''s argmax there in (nearly) every redraw; seeds of pure noise
+    scatter it, and the support falls below critical.SUPPORT_NEEDED."""
+    rng = np.random.default_rng(0)
+    x = np.round(np.arange(-1, 3.01, 0.1), 10)
+    step = 1 - 0.8 / (1 + np.exp(-(x - 1) / 0.15))
+    clear = step + rng.normal(0, 0.002, (6, len(x)))
+    c = critical.c_crit(x, clear.mean(axis=0))
+    support, low, high = critical.c_crit_bootstrap(x, clear, c)
+    assert support >= 0.9 and low <= c <= high
+    noise = 0.5 + rng.normal(0, 0.05, (6, len(x)))
+    c_noise = critical.c_crit(x, noise.mean(axis=0))
+    support_noise, low_noise, high_noise = critical.c_crit_bootstrap(x, noise, c_noise)
+    assert support_noise < critical.SUPPORT_NEEDED and high_noise / low_noise > high / low
+    assert all(math.isnan(v) for v in critical.c_crit_bootstrap(x, clear[:1], c))  # one seed: nothing to redraw
+    windows = critical.c_crit_windows(x, clear.mean(axis=0))
+    assert windows == {w: critical.c_crit(x, clear.mean(axis=0), w) for w in critical.SAVGOL_WINDOWS}

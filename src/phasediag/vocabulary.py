@@ -3,7 +3,7 @@ use it declare the allowed values (the CLI lists and checks them from there), an
 
 from typing import Literal, get_args
 
-Arch = Literal["fcn", "cnn", "resnet", "uv"]
+Arch = Literal["fcn", "cnn", "resnet", "uv"]  # the built-in models; `arch` also takes an import path module:factory
 Param = Literal["sp", "ntp"]  # standard or neural-tangent parameterisation
 Output = Literal["plain", "centered", "zero_readout"]
 Loss = Literal["mse", "xent"]
@@ -18,6 +18,7 @@ Constant = Literal["c_loss", "c_sharp", "c_max", "c_barrier"]  # the critical co
 DiagramAxis = Literal["auto", "width", "depth"]
 DerivativeVariable = Literal["c", "log2c"]  # what Def. 4 differentiates in: c (the paper) or x = log2 c
 LossSet = Literal["train", "measure"]  # where L_t is measured: the training set (the paper) or the m examples
+Standardize = Literal["per_image", "none"]  # the inputs: each image to zero mean and unit std (the paper), or as given
 
 ARCHS: tuple[str, ...] = get_args(Arch)
 PARAMS: tuple[str, ...] = get_args(Param)
@@ -33,8 +34,12 @@ CONSTANTS: tuple[str, ...] = get_args(Constant)
 DIAGRAM_AXES: tuple[str, ...] = get_args(DiagramAxis)
 LOSS_SETS: tuple[str, ...] = get_args(LossSet)
 DERIVATIVE_VARIABLES: tuple[str, ...] = get_args(DerivativeVariable)
-# 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), so dataset is a str checked against these.
+STANDARDIZE: tuple[str, ...] = get_args(Standardize)
+# 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), and dataset an import path module:loader, so
+# dataset is a str checked against these.
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic", "uv")
 ZERO_OUTPUTS = ("centered", "zero_readout")  # outputs that are 0 at initialisation
 CNN_DEPTHS = (5, 7, 10)  # Myrtle CNNs (models.cnn.POOL_AFTER)
 RESNET_DEPTHS = (18, 34)  # (models.resnet.STAGES)
+# Your own model or data: `package.module:attribute` (attribute may be dotted), e.g. examples.models:mixer.
+IMPORT_PATH = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"

@@ -7,9 +7,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from phasediag.imports import is_import_path
 from phasediag.vocabulary import ARCHS, CNN_DEPTHS, OUTPUTS, PARAMS, RESNET_DEPTHS
 
 from .cnn import MyrtleCNN, pool_after
+from .custom import build_custom
 from .fcn import FCN, Dense
 from .resnet import ResNet
 from .uv import UV
@@ -24,16 +26,20 @@ def build_model(arch: str, depth: int, width: int, *, param: str = "sp", in_shap
                 output_scale: float = 1.0, output_sigma: float | None = None) -> nn.Module:
     """A freshly initialised model, identical for a given seed whatever the global RNG state.
 
-    in_shape is the shape of one example, e.g. (1, 28, 28) or (1,) for the uv model. The output is
-    multiplied by output_scale * width**(-output_sigma) (the latter only when output_sigma is given).
+    arch is a built-in name or an import path "package.module:factory" (models.custom). in_shape is the shape of one
+    example, e.g. (1, 28, 28) or (1,) for the uv model. The output is multiplied by
+    output_scale * width**(-output_sigma) (the latter only when output_sigma is given).
     """
     in_shape = tuple(in_shape)
-    _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma)
-    # build on the meta device so construction draws nothing from the global RNG, then initialise once
-    with torch.device("meta"):
-        net = _make(arch, int(depth), int(width), param, in_shape, int(num_classes), bias)
-    net.to_empty(device="cpu")
-    _initialise(net, torch.Generator().manual_seed(int(seed)))
+    _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma, bias)
+    if is_import_path(arch):
+        net = build_custom(arch, int(depth), int(width), in_shape=in_shape, num_classes=int(num_classes), seed=int(seed))
+    else:
+        # build on the meta device so construction draws nothing from the global RNG, then initialise once
+        with torch.device("meta"):
+            net = _make(arch, int(depth), int(width), param, in_shape, int(num_classes), bias)
+        net.to_empty(device="cpu")
+        _initialise(net, torch.Generator().manual_seed(int(seed)))
 
     if output == "zero_readout":
         zero_readout_(net)
@@ -45,7 +51,7 @@ def build_model(arch: str, depth: int, width: int, *, param: str = "sp", in_shap
 
 def stem_and_head(net: nn.Module) -> tuple[Callable, Callable] | None:
     """(stem, head) with net(x) = head(stem(x)) and stem affine in its own parameters, for the FCN (plain or scaled);
-    None for the other models."""
+    None for the other models (a factory's network included, even one built from the same layers)."""
     if isinstance(net, FCN):
         return net.stem, net.head
     if isinstance(net, Scaled) and isinstance(net.net, FCN):
@@ -79,9 +85,9 @@ def _initialise(net: nn.Module, generator: torch.Generator) -> None:
             module.reset_parameters(generator)
 
 
-def _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma) -> None:
+def _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma, bias) -> None:
     """Raise ValueError, in one line naming the value and what is allowed, on the first bad argument."""
-    _require(arch in ARCHS, "arch", arch, _one_of(ARCHS))
+    _require(arch in ARCHS or is_import_path(arch), "arch", arch, _one_of(ARCHS) + ", or an import path module:factory")
     _require(output in OUTPUTS, "output", output, _one_of(OUTPUTS))
     _require(param in PARAMS, "param", param, _one_of(PARAMS))
     _require(_is_int(width) and width >= 1, "width", width, "an integer >= 1")
@@ -92,8 +98,12 @@ def _check(arch, depth, width, param, in_shape, num_classes, seed, output, outpu
     _require(_is_real(output_scale) and output_scale > 0, "output_scale", output_scale, "a finite number > 0")
     _require(output_sigma is None or _is_real(output_sigma), "output_sigma", output_sigma, "None or a finite number")
 
-    if arch == "fcn":
+    if arch == "fcn" or is_import_path(arch):
         _require(_is_int(depth) and depth >= 1, "depth", depth, "an integer >= 1", arch)
+    if is_import_path(arch):  # the factory decides these; zero_readout would need to know its readout layer
+        _require(param == "sp", "param", param, "sp (the factory sets its own parameterisation)", arch)
+        _require(output != "zero_readout", "output", output, "plain or centered", arch)
+        _require(not bias, "bias", bias, "False (the factory decides its own biases)", arch)
     elif arch in ("cnn", "resnet"):
         depths = CNN_DEPTHS if arch == "cnn" else RESNET_DEPTHS
         _require(_is_int(depth) and depth in depths, "depth", depth, _one_of(depths), arch)
@@ -103,7 +113,7 @@ def _check(arch, depth, width, param, in_shape, num_classes, seed, output, outpu
             side = 2 ** len(pool_after(depth, in_shape))  # each 2x2 pooling halves the image
             _require(min(in_shape[1:]) >= side, "in_shape", in_shape, f"height and width >= {side} at depth {depth}",
                      arch)
-    else:
+    elif arch == "uv":
         _require(_is_int(depth) and depth == 2, "depth", depth, "2", arch)
         _require(in_shape == (1,), "in_shape", in_shape, "(1,)", arch)
         _require(num_classes == 1, "num_classes", num_classes, "1", arch)

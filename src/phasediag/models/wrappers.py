@@ -50,6 +50,12 @@ def mean_output_norm(net: nn.Module, inputs: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def mean_output_power(net: nn.Module, inputs: torch.Tensor) -> float:
+    """mean ||f(x)||^2 / k over `inputs`, k outputs: O(1) when L0 = O(1) (the paper's footnote 5)."""
+    return net(inputs).pow(2).mean().item()
+
+
+@torch.no_grad()
 def zero_readout_(net: nn.Module) -> nn.Module:
     """Set the readout weights to zero (output zero at init; the hidden layers keep their random init)."""
     net.readout.weight.zero_()

@@ -184,3 +184,44 @@ def c_crit(
     edge = min(window, len(x) - (1 - len(x) % 2)) // 2
     interior = chi_prime[edge : len(chi_prime) - edge] if len(x) > 2 * edge else chi_prime
     return float(2.0 ** x[int(np.nanargmax(interior)) + (edge if len(x) > 2 * edge else 0)])
+
+
+SAVGOL_WINDOWS = (5, 7, 9, 11)  # the Savitzky-Golay windows c_crit is reported for, beside the chosen one
+BOOTSTRAP_REDRAWS = 200
+SUPPORT_NEEDED = 0.9  # supported: this fraction of seed redraws put chi''s argmax within a grid step (pure noise: ~0.7)
+
+
+def c_crit_windows(x: np.ndarray, order_parameter: np.ndarray, polyorder: int = 3, variable: str = "c",
+                   windows: tuple[int, ...] = SAVGOL_WINDOWS) -> dict[int, float]:  # fmt: skip
+    """c_crit for each Savitzky-Golay window (NaN where the curve is shorter than the window)."""
+    x = np.asarray(x, dtype=float)
+    return {w: c_crit(x, order_parameter, w, polyorder, variable) if len(x) >= w and w > polyorder else math.nan
+            for w in windows}  # fmt: skip
+
+
+def c_crit_bootstrap(x: np.ndarray, per_seed: np.ndarray, c_crit_value: float, window: int = SAVGOL_WINDOW,
+                     polyorder: int = 3, variable: str = "c", n_boot: int = BOOTSTRAP_REDRAWS,
+                     seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+    """How well the seeds support c_crit: redraw the seeds (rows of per_seed, one column per x) with replacement,
+    take chi''s argmax on each redrawn mean curve, and return (support, low, high): the fraction of redraws whose
+    c_crit lies within one grid step of c_crit_value, and the 2.5 / 97.5 % quantiles of the redrawn c_crit.
+    With fewer than two seeds there is nothing to redraw: (NaN, NaN, NaN)."""
+    x = np.asarray(x, dtype=float)
+    per_seed = np.asarray(per_seed, dtype=float)
+    if per_seed.ndim != 2 or per_seed.shape[0] < 2 or not math.isfinite(c_crit_value) or len(x) <= polyorder + 1:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    step = float(np.mean(np.diff(x)))
+    redrawn = []
+    for _ in range(n_boot):
+        drawn = per_seed[rng.integers(0, per_seed.shape[0], per_seed.shape[0])]
+        counts = np.isfinite(drawn).sum(axis=0)  # a seed's missing point is left out of that point's mean, as in curve()
+        if counts.all():
+            mean = np.nansum(drawn, axis=0) / counts
+            redrawn.append(math.log2(c_crit(x, mean, window, polyorder, variable)))
+    if not redrawn:
+        return math.nan, math.nan, math.nan
+    redrawn = np.array(redrawn)
+    support = float(np.mean(np.abs(redrawn - math.log2(c_crit_value)) <= step * (1 + 1e-6)))
+    low, high = 2.0 ** np.quantile(redrawn, [0.025, 0.975])
+    return support, float(low), float(high)

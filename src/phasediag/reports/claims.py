@@ -22,6 +22,7 @@ Rules (stated in the report as well):
 """
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,22 @@ def _fraction_row(figure: str, claim: str, scope: str, holds: pd.Series, needed:
 # --- per-seed constants of the searches --------------------------------------------------------------------------
 
 
+def _is_censored(frame: pd.DataFrame, *names: str) -> pd.Series:
+    """Rows where any of the named constants is censored (its flag is 1; a missing flag counts as uncensored)."""
+    flags = [frame[f"{n}_censored"].fillna(0).astype(bool) for n in names if f"{n}_censored" in frame]
+    return pd.concat(flags, axis=1).any(axis=1) if flags else pd.Series(False, index=frame.index)
+
+
+def left_out(constants: pd.DataFrame) -> pd.DataFrame:
+    """The constants with censored values left out (NaN), as the authors' notebook takes them: the minimum over
+    non-divergent runs, no fallback to c_max."""
+    frame = constants.copy()
+    for flag in CENSORED:
+        if flag in frame and flag[:-9] in frame:
+            frame.loc[frame[flag].fillna(0).astype(bool), flag[:-9]] = math.nan
+    return frame
+
+
 def _censored_text(frame: pd.DataFrame) -> str:
     present = [c for c in CENSORED if c in frame]
     if not present:
@@ -124,10 +141,12 @@ def inequality(constants: pd.DataFrame) -> dict:
     """App. D, Fig. 4: c_loss <= c_sharp <= c_max per seed (c_sharp <= c_max within one grid step: a divergence
     counts as an increase, so an uncensored c_sharp can be the first divergent c)."""
     frame = _with_defaults(constants)
-    usable = frame[frame["c_loss"].notna() & frame["c_sharp"].notna()] if len(frame) else frame
+    measured = frame[frame["c_loss"].notna() & frame["c_sharp"].notna()] if len(frame) else frame
+    usable = measured[~_is_censored(measured, "c_loss", "c_sharp")]  # a censored constant (= c_max) holds by construction
     figure, claim = "4, 21, 27", "c_loss <= c_sharp <= c_max per seed (App. D: 'typically holds')"
     if usable.empty:
-        return _row(figure, claim, "all seeds", math.nan, NAN2, f">= {INEQUALITY_PASS:.0%}", NO_DATA, "no seed has both c_loss and c_sharp")
+        return _row(figure, claim, "all seeds", math.nan, NAN2, f">= {INEQUALITY_PASS:.0%}", NO_DATA,
+                    f"no seed has both c_loss and c_sharp uncensored ({len(measured)} censored)")  # fmt: skip
     c_max = usable["c_max"].fillna(np.inf)
     step = 2.0 ** usable["resolution"].astype(float)
     first = usable["c_loss"] <= usable["c_sharp"] * (1 + 1e-9)
@@ -137,8 +156,8 @@ def inequality(constants: pd.DataFrame) -> dict:
     bad = usable[~holds]
     examples = "; ".join(f"{_where(keys, tuple(r[k] for k in keys))} ({_fmt(r['c_loss'])}, {_fmt(r['c_sharp'])}, "
                          f"{_fmt(r['c_max'])})" for _, r in bad.head(4).iterrows())  # fmt: skip
-    detail = (f"strict (no grid-step tolerance): {strict.mean():.0%}; {len(frame) - len(usable)} seeds without "
-              f"c_loss or c_sharp left out; {_censored_text(usable)}")  # fmt: skip
+    detail = (f"strict (no grid-step tolerance): {strict.mean():.0%}; {len(frame) - len(measured)} seeds without "
+              f"c_loss or c_sharp and {len(measured) - len(usable)} with either censored left out ({_censored_text(measured)})")  # fmt: skip
     if len(bad):
         detail += f"; violations (c_loss, c_sharp, c_max): {examples}" + (" ..." if len(bad) > 4 else "")
     return _fraction_row(figure, claim, "all seeds", holds, INEQUALITY_PASS, detail)
@@ -150,9 +169,11 @@ def sharp_below_barrier(constants: pd.DataFrame) -> dict:
     figure, claim = "3", "c_sharp <= c_barrier per seed (Sec. 2.2: 'we consistently observe')"
     if "c_barrier" not in frame:
         return _row(figure, claim, "all seeds", math.nan, NAN2, f">= {INEQUALITY_PASS:.0%}", NO_DATA, "c_barrier not measured")
-    usable = frame[frame["c_sharp"].notna() & frame["c_barrier"].notna()]
+    measured = frame[frame["c_sharp"].notna() & frame["c_barrier"].notna()]
+    usable = measured[~_is_censored(measured, "c_sharp", "c_barrier")]
     holds = usable["c_sharp"] <= usable["c_barrier"] * (1 + 1e-9)
-    return _fraction_row(figure, claim, "all seeds", holds, INEQUALITY_PASS, "seeds with both constants")
+    return _fraction_row(figure, claim, "all seeds", holds, INEQUALITY_PASS,
+                         f"seeds with both constants uncensored; {len(measured) - len(usable)} with either censored left out")
 
 
 def _trend_rows(frame: pd.DataFrame, name: str, values: pd.Series, variable: str, sign_of, figure: str,
@@ -369,16 +390,43 @@ def c_crit(saturation: pd.DataFrame | None) -> list[dict]:
         loss = str(run.get("loss", "mse"))
         figure, sentence, band = cases.get(loss, cases["mse"])
         keys = [k for k in ("depth", "width", "batch_size") if k in saturation and saturation[k].nunique() > 1]
-        for name in sorted(c for c in saturation.columns if c == "c_crit" or c.startswith("c_crit_")):
+        for name in sorted(c for c in saturation.columns if re.fullmatch(r"c_crit(_w\d+)?", c)):
             value = pd.to_numeric(pd.Series([run[name]]), errors="coerce").iloc[0]
             if not np.isfinite(value):
                 continue
             scope = f"run {str(run['run_id'])[:8]} {_where(keys, tuple(run[k] for k in keys))}".strip()
             scope += f" {name[7:]}" if name != "c_crit" else ""
+            expected = f"in [{band[0]:g}, {band[1]:g}]"
+            if name == "c_crit" and _unsupported(run):
+                rows.append(_row(figure, sentence, scope, math.nan, NAN2, expected, NO_DATA,
+                                 f"chi' peak at c = {_fmt(value)} not supported by the seeds: {_spread(run)}"))  # fmt: skip
+                continue
             result = PASS if band[0] <= value <= band[1] else FAIL
-            rows.append(_row(figure, sentence, scope, float(value), NAN2, f"in [{band[0]:g}, {band[1]:g}]", result,
-                             f"metric {name} (one number per averaged curve: no interval)"))  # fmt: skip
+            interval = (_number_or_nan(run, "c_crit_low"), _number_or_nan(run, "c_crit_high")) if name == "c_crit" else NAN2
+            rows.append(_row(figure, sentence, scope, float(value), interval, expected, result,
+                             f"metric {name}" + (f"; {_spread(run)}" if name == "c_crit" else "")))  # fmt: skip
     return rows or [_row(cases["mse"][0], cases["mse"][1], "-", math.nan, NAN2, "", NO_DATA, "saturation runs without a c_crit")]
+
+
+def _number_or_nan(row, name: str) -> float:
+    return float(pd.to_numeric(pd.Series([row.get(name)]), errors="coerce").iloc[0])
+
+
+def _unsupported(row) -> bool:
+    """A saturation run whose seed redraws do not support its chi' peak (critical.c_crit_bootstrap)."""
+    return _number_or_nan(row, "c_crit_supported") == 0.0
+
+
+def _spread(row) -> str:
+    """c_crit's support, bootstrap interval and its values for the other Savitzky-Golay windows, in words."""
+    support = _number_or_nan(row, "c_crit_support")
+    if not np.isfinite(support):
+        text = "one seed or no redraw: support not measured"
+    else:
+        text = (f"{support:.0%} of seed redraws within one grid step (needs {critical.SUPPORT_NEEDED:.0%}), "
+                f"95 % of redraws in [{_fmt(_number_or_nan(row, 'c_crit_low'))}, {_fmt(_number_or_nan(row, 'c_crit_high'))}]")  # fmt: skip
+    windows = ", ".join(f"{w}: {_fmt(_number_or_nan(row, f'c_crit_sg{w}'))}" for w in critical.SAVGOL_WINDOWS)
+    return f"{text}; Savitzky-Golay windows {windows}"
 
 
 MATCH_KEYS = ("arch", "param", "dataset", "subset", "loss", "batch_size", "output", "depth", "width")
@@ -392,7 +440,8 @@ def gap_opening(constants: pd.DataFrame, saturation: pd.DataFrame | None) -> lis
     if frame.empty or saturation is None or saturation.empty or "c_crit" not in saturation:
         return [_row("3, 5", sentence, "-", math.nan, NAN2, "slope > 0", NO_DATA, "needs searches and saturation runs of the same networks")]
     keys = [k for k in MATCH_KEYS if k in frame and k in saturation]
-    crit = saturation[[*keys, "c_crit"]].dropna(subset=["c_crit"]).groupby(keys, as_index=False)["c_crit"].mean()
+    supported = saturation[~saturation.apply(_unsupported, axis=1)]  # an unsupported peak is no measurement
+    crit = supported[[*keys, "c_crit"]].dropna(subset=["c_crit"]).groupby(keys, as_index=False)["c_crit"].mean()
     merged = frame.merge(crit, on=keys)
     if merged.empty:
         return [_row("3, 5", sentence, "-", math.nan, NAN2, "slope > 0", NO_DATA, "no saturation run matches a searched (d, w)")]
@@ -495,11 +544,13 @@ def uv_claims(uv: pd.DataFrame | None, uv_saturation: pd.DataFrame | None) -> li
     rows.append(_fraction_row("7 b", "'tr(H) does not increase' for 0 < k < 4 (Sec. 5, Eq. 1): k_trace >= min(k_max, 4)",
                               "all inits", frame["k_trace"].fillna(np.inf) >= below * (1 - 1e-9), 1.0,
                               "the trace rises only above k = 4 or where the scan diverges"))  # fmt: skip
-    usable = frame.dropna(subset=["c_loss", "c_sharp"])
+    measured = frame.dropna(subset=["c_loss", "c_sharp"])
+    usable = measured[~_is_censored(measured, "c_loss", "c_sharp")]
     c_max = usable["c_max"].fillna(np.inf)
     holds = (usable["c_loss"] <= usable["c_sharp"] * (1 + 1e-9)) & (usable["c_sharp"] <= c_max * (1 + 1e-9))
     rows.append(_fraction_row("12", "'c_loss <= c_sharp <= c_max holds for every random initialization' (App. B.6)",
-                              "all inits", holds, 1.0, _censored_text(usable)))  # fmt: skip
+                              "all inits", holds, 1.0, f"inits with both uncensored; {len(measured) - len(usable)} with "
+                              "either censored left out"))  # fmt: skip
     for name, values, figure, sentence in (
         ("k_frob - k_loss", frame["k_frob"] - frame["k_loss"], "7 c", "'k_loss <= k_frob, with the difference increasing with 1/w' (App. B.4)"),
         ("log2 k_loss", np.log2(frame["k_loss"]), "7 b, 11", "'<k_loss> increases with 1/w' (Sec. 5, App. B.3)"),
@@ -539,29 +590,60 @@ def evaluate(constants: pd.DataFrame, saturation: pd.DataFrame | None = None, *,
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+LEFT_OUT = "_left_out"  # suffix of the columns evaluated with censored constants left out
+KEY = ["figure", "claim", "scope"]
+
+
+def evaluate_both(constants: pd.DataFrame, saturation: pd.DataFrame | None = None, **tables) -> pd.DataFrame:
+    """evaluate() twice, one row per claim and scope: with censored constants as c_max (columns as in evaluate) and
+    with them left out (left_out(); the same columns suffixed LEFT_OUT)."""
+    as_c_max = evaluate(constants, saturation, **tables)
+    without = evaluate(left_out(constants) if len(constants) else constants, saturation, **tables)
+    without = without.drop(columns="expected").rename(columns=lambda c: c if c in KEY else c + LEFT_OUT)
+    both = as_c_max.merge(without, on=KEY, how="outer", sort=False)
+    return both.fillna({"expected": "", "result": NO_DATA, f"result{LEFT_OUT}": NO_DATA})
+
+
+def _cell(measured: float, low: float, high: float, result: str) -> str:
+    interval = f" [{_fmt(low)}, {_fmt(high)}]" if np.isfinite(low) else ""
+    return f"{_fmt(measured)}{interval} | {({PASS: '**pass**', FAIL: '**FAIL**'}).get(result, result)}"
+
+
 def to_markdown(table: pd.DataFrame, experiment: str) -> str:
-    counts = table["result"].value_counts()
+    def counted(column: str) -> str:
+        counts = table[column].value_counts()
+        return (f"{counts.get(PASS, 0)} pass, {counts.get(FAIL, 0)} fail, {counts.get(NO_DATA, 0)} without data "
+                f"({counts.get(COUNT, 0)} counts)")  # fmt: skip
+
+    both = f"result{LEFT_OUT}" in table
     lines = [
         f"# Claims of the paper checked on experiment `{experiment}`",
         "",
-        f"{counts.get(PASS, 0)} pass, {counts.get(FAIL, 0)} fail, {counts.get(NO_DATA, 0)} without data "
-        f"({counts.get(COUNT, 0)} counts).",
+        f"Censored constants as c_max: {counted('result')}." + (f" Censored left out: {counted('result' + LEFT_OUT)}." if both else ""),
         "",
-        "| fig. | claim | scope | measured [95 % interval] | expected | result | detail |",
-        "|---|---|---|---|---|---|---|",
+        "| fig. | claim | scope | censored as c_max: measured [95 % interval] | result | "
+        + ("censored left out: measured [95 % interval] | result | " if both else "") + "expected | detail |",
+        "|---|---|---|---|---|" + ("---|---|" if both else "") + "---|---|",
     ]
-    for row in table.itertuples(index=False):
-        detail = str(row.detail).replace("|", "/")
-        result = {PASS: "**pass**", FAIL: "**FAIL**"}.get(row.result, row.result)
-        interval = f" [{_fmt(row.low)}, {_fmt(row.high)}]" if np.isfinite(row.low) else ""
-        lines.append(f"| {row.figure} | {row.claim} | {row.scope} | {_fmt(row.measured)}{interval} | {row.expected} "
-                     f"| {result} | {detail} |")  # fmt: skip
+    for _, row in table.iterrows():
+        detail = str(row["detail"])
+        cells = _cell(row["measured"], row["low"], row["high"], row["result"])
+        if both:
+            cells += " | " + _cell(row["measured" + LEFT_OUT], row["low" + LEFT_OUT], row["high" + LEFT_OUT], row["result" + LEFT_OUT])
+            other = str(row["detail" + LEFT_OUT])
+            if other != detail and other != "nan":
+                detail += f"; censored left out: {other}"
+        detail = detail.replace("|", "/")
+        lines.append(f"| {row['figure']} | {row['claim']} | {row['scope']} | {cells} | {row['expected']} | {detail} |")
     lines += [
         "",
         "Rules:",
+        "* Each claim is evaluated twice: with censored constants as c_max (the search's values), and with them left "
+        "out (NaN, as the authors' notebook takes the minimum over non-divergent runs). Per-seed inequalities count "
+        "only seeds whose constants are uncensored in both, since a censored constant satisfies them by construction.",
         "* Trends: least-squares slope of log2 c (or the quantity named) against 1/w, d or log2 B over every per-seed "
         "value of a panel; the interval is a bootstrap that redraws the seeds within each point; pass when the 95 % "
-        "interval excludes zero in the paper's direction. Censored constants (= c_max) enter as they are.",
+        "interval excludes zero in the paper's direction.",
         f"* \"Close to 2\": inside [{BAND[0]:g}, {BAND[1]:g}] (finite width and depth push <c_loss> above 2; well "
         f"below 2 would contradict the wide-network threshold). Cross-entropy: c_crit in [{XENT_CRIT_BAND[0]:g}, "
         f"{XENT_CRIT_BAND[1]:g}], widest <c_loss> in [{XENT_LOSS_BAND[0]:g}, {XENT_LOSS_BAND[1]:g}].",
@@ -569,6 +651,10 @@ def to_markdown(table: pd.DataFrame, experiment: str) -> str:
         "interval); c_sharp <= c_max within one grid step for uncensored data (a divergence counts as an increase). "
         "The uv model's per-initialisation statements: every initialisation.",
         "* chi' width: full width at half maximum of chi' in log2 c, recomputed on every bootstrap redraw of the seeds.",
+        f"* c_crit: its interval is the 2.5-97.5 % range of chi''s argmax over {critical.BOOTSTRAP_REDRAWS} redraws of the "
+        f"seeds; a peak that fewer than {critical.SUPPORT_NEEDED:.0%} of the redraws put within one grid step is not "
+        "supported, and its claims are 'no data'. The detail gives c_crit for Savitzky-Golay windows "
+        f"{', '.join(map(str, critical.SAVGOL_WINDOWS))}.",
         f"* lambda_tau at small c: the mean of lambda_tau over c <= {2 ** SMALL_C_X:g} per seed.",
     ]
     return "\n".join(lines) + "\n"
@@ -607,7 +693,7 @@ def claims(experiment: str, out: Path | str | None = None, log: bool = True, sat
     from phasediag.reports import diagram
 
     data = load(experiment, saturation_experiment, uv_experiment)
-    table = evaluate(data.pop("constants"), data.pop("saturation"), **data)
+    table = evaluate_both(data.pop("constants"), data.pop("saturation"), **data)
     markdown = to_markdown(table, experiment)
     out = Path(out) if out else diagram.default_out(experiment)
     out.mkdir(parents=True, exist_ok=True)
@@ -618,6 +704,8 @@ def claims(experiment: str, out: Path | str | None = None, log: bool = True, sat
     run_id = None
     if log:
         metrics = {f"claims_{k.replace(' ', '_')}": float(counts.get(k, 0)) for k in (PASS, FAIL, NO_DATA)}
+        left_out_counts = table[f"result{LEFT_OUT}"].value_counts()
+        metrics |= {f"claims_{k.replace(' ', '_')}{LEFT_OUT}": float(left_out_counts.get(k, 0)) for k in (PASS, FAIL, NO_DATA)}
         params = {"experiment": experiment, "saturation_experiment": saturation_experiment or experiment,
                   "uv_experiment": uv_experiment or experiment, "out": str(out)}  # fmt: skip
         run_id = diagram.log_analysis(experiment, "claims", params, metrics, files)

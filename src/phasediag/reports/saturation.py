@@ -60,7 +60,7 @@ def measure(init, config: SaturationConfig, c: float) -> dict[str, Any]:
     start = time.perf_counter()
     at_c = dataclasses.replace(init, config=dataclasses.replace(init.config, c=c, steps=steps[-1]))
     result = runner.train(at_c, c, sharpness=True, measure_at=lambda t: steps[0] <= t <= steps[-1], barrier=False)
-    sharp = result.history["sharpness"].reindex(list(steps)).to_numpy(float)
+    sharp = result.history[result.curvature].reindex(list(steps)).to_numpy(float)  # adam: lambda_max(P^-1 H)
     measured = int(np.isfinite(sharp).sum())
     lambda_tau = float(np.nanmean(sharp)) if measured and not result.diverged else math.nan
     return {
@@ -126,7 +126,33 @@ def curve(table: pd.DataFrame, config: SaturationConfig) -> tuple[pd.DataFrame, 
         frame.loc[fit, "chi"], frame.loc[fit, "chi_prime"] = chi, chi_prime
         c_crit = critical.c_crit(x[fit], frame["mean"][fit], *derivative)
     frame["c_crit"] = c_crit
-    return frame[["x", "c", "tau", "mean", "std", "n", "diverged", "in_fit", "chi", "chi_prime", "c_crit"]], c_crit
+    frame = frame.assign(**uncertainty(table, x[fit], frame["mean"][fit].to_numpy(float), c_crit, config))
+    return frame[[*CURVE_COLUMNS, *UNCERTAINTY_COLUMNS]], c_crit
+
+
+CURVE_COLUMNS = ["x", "c", "tau", "mean", "std", "n", "diverged", "in_fit", "chi", "chi_prime", "c_crit"]
+UNCERTAINTY_COLUMNS = [*(f"c_crit_sg{w}" for w in critical.SAVGOL_WINDOWS), "c_crit_support", "c_crit_low",
+                       "c_crit_high", "c_crit_supported"]  # fmt: skip
+
+
+def uncertainty(table: pd.DataFrame, x_fit: np.ndarray, mean: np.ndarray, c_crit: float,
+                config: SaturationConfig) -> dict[str, float]:  # fmt: skip
+    """c_crit for each Savitzky-Golay window of critical.SAVGOL_WINDOWS, and the seeds' support for the chosen one
+    (critical.c_crit_bootstrap: the fraction of seed redraws whose chi' argmax lies within one grid step, and a 95 %
+    interval). c_crit_supported is 1 when the support reaches critical.SUPPORT_NEEDED, 0 below it, NaN when there is
+    nothing to redraw (one seed, or no c_crit)."""
+    out = {f"c_crit_sg{w}": math.nan for w in critical.SAVGOL_WINDOWS}
+    out.update(c_crit_support=math.nan, c_crit_low=math.nan, c_crit_high=math.nan, c_crit_supported=math.nan)
+    if not math.isfinite(c_crit):
+        return out
+    out.update({f"c_crit_sg{w}": v for w, v in critical.c_crit_windows(x_fit, mean, config.polyorder, config.variable).items()})
+    per_seed = table[table["x"].isin(x_fit)].pivot_table(index="seed", columns="x", values="ratio", aggfunc="mean", dropna=False)
+    per_seed = per_seed.reindex(columns=x_fit).to_numpy(float)
+    support, low, high = critical.c_crit_bootstrap(x_fit, per_seed, c_crit, config.window, config.polyorder, config.variable)
+    out.update(c_crit_support=support, c_crit_low=low, c_crit_high=high)
+    if math.isfinite(support):
+        out["c_crit_supported"] = float(support >= critical.SUPPORT_NEEDED)
+    return out
 
 
 def write(table: pd.DataFrame, frame: pd.DataFrame, c_crit: float, config: SaturationConfig) -> dict[str, Path]:
@@ -173,7 +199,8 @@ def run_saturation(config: SaturationConfig) -> SaturationResult:
     with tracking.run(r.experiment, "saturation", config.params(), run_name=name) as run_id:
         result = compute(run_id)
         begin = time.perf_counter()
-        metrics = {"c_crit": result.c_crit, "runs": float(len(result.table)), "diverged_runs": float(result.n_diverged),
+        spread = result.curve[UNCERTAINTY_COLUMNS].iloc[0].to_dict() if len(result.curve) else {}
+        metrics = {"c_crit": result.c_crit, **spread, "runs": float(len(result.table)), "diverged_runs": float(result.n_diverged),
                    "fit_points": float(result.curve["in_fit"].sum()), "hvps": float(result.table["hvps"].sum()),
                    "scan_seconds": seconds["scan"]}  # fmt: skip
         tracking.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)})

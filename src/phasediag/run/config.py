@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from phasediag.errors import ConfigError
+from phasediag.imports import is_import_path
 from phasediag.vocabulary import (
-    ACCELERATORS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, Arch, HvpMode, Loss, LossSchedule, Output, Param,
-    Schedule, SharpnessMethod, LossSet,
+    ACCELERATORS, ARCHS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, HvpMode, Loss, LossSchedule, Output, Param,
+    Schedule, SharpnessMethod, LossSet, Standardize,
 )  # fmt: skip
 
 
@@ -87,16 +88,20 @@ def check_out(name: str, folder: str | None) -> None:
 class RunConfig:
     """One early-training run at eta = c / lambda0. Field names are the MLflow param names."""
 
-    arch: Arch = "fcn"
-    """model: fcn (fully connected), cnn (Myrtle CNN), resnet, or uv (the two-layer linear model of Sec. 5)"""
+    arch: str = "fcn"
+    """model: fcn (fully connected), cnn (Myrtle CNN), resnet, uv (the two-layer linear model of Sec. 5), or your
+    own: an import path package.module:factory (docs/your-own-model.md)"""
     depth: int = 4
-    """number of layers d: fcn >= 1; cnn 5, 7 or 10; resnet 18 or 34; uv 2"""
+    """number of layers d: fcn >= 1; cnn 5, 7 or 10; resnet 18 or 34; uv 2; your own model: any integer >= 1"""
     width: int = 256
     """width w: hidden units per layer (fcn, uv), channels (cnn), channels of the first stage (resnet)"""
     param: Param = "sp"
     """parameterisation: sp (standard) or ntp (neural tangent); cnn and resnet: sp only"""
     dataset: str = "fashion_mnist"
-    """training data: fashion_mnist, mnist, cifar10, uv, or synthetic[:CxHxW[:N]] (random, e.g. synthetic:1x8x8:256)"""
+    """training data: fashion_mnist, mnist, cifar10, uv, synthetic[:CxHxW[:N]] (random, e.g. synthetic:1x8x8:256),
+    or your own: an import path package.module:loader (docs/your-own-model.md)"""
+    standardize: Standardize = "per_image"
+    """inputs: per_image (each example to zero mean and unit std over its entries, the paper) or none (as given)"""
     subset: int = 0
     """train on the first N training examples; 0 = the whole training split"""
     loss: Loss = "mse"
@@ -150,8 +155,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if self.dataset.split(":")[0] not in DATASETS:
-            raise ConfigError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(DATASETS)}")
+        if self.arch not in ARCHS and not is_import_path(self.arch):
+            raise ConfigError(f"arch={self.arch!r} is not allowed: use one of {', '.join(ARCHS)}, or an import path "
+                              "package.module:factory")  # fmt: skip
+        if self.dataset.split(":")[0] not in DATASETS and not is_import_path(self.dataset):
+            raise ConfigError(f"dataset={self.dataset!r} is not allowed: use one of {', '.join(DATASETS)}, or an "
+                              "import path package.module:loader")  # fmt: skip
         at_least("width", self.width, 1)
         at_least("steps", self.steps, 1)
         at_least("subset", self.subset, 0)
@@ -165,13 +174,10 @@ class RunConfig:
             raise ConfigError(f"output_sigma={self.output_sigma!r} is not allowed: it must be a finite number or null")
         if not (0 < self.sharpness_tol < 1):
             raise ConfigError(f"sharpness_tol={self.sharpness_tol!r} is not allowed: it must be in (0, 1)")
-        if self.arch == "fcn":
-            at_least("depth", self.depth, 1)
+        if self.arch in ARCHS:
+            self._check_builtin_arch()
         else:
-            allowed = {"cnn": CNN_DEPTHS, "resnet": RESNET_DEPTHS, "uv": (2,)}[self.arch]
-            one_of("depth", self.depth, allowed, f" for arch {self.arch!r}")
-        if self.arch in ("cnn", "resnet") and self.param != "sp":
-            raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use sp")
+            self._check_factory_options()
         if (self.arch == "uv") != (self.dataset == "uv"):
             raise ConfigError(f"dataset={self.dataset!r} with arch={self.arch!r}: the uv model trains on dataset 'uv' only, and vice versa")
         if self.output_norm is not None:
@@ -189,6 +195,28 @@ class RunConfig:
             if not torch.cuda.is_available():
                 raise ConfigError(f"accelerator='gpu' is not allowed here: CUDA is not available; use one of "
                                   f"{', '.join(a for a in ACCELERATORS if a != 'gpu')}")  # fmt: skip
+
+    def _check_builtin_arch(self) -> None:
+        if self.arch == "fcn":
+            at_least("depth", self.depth, 1)
+        else:
+            allowed = {"cnn": CNN_DEPTHS, "resnet": RESNET_DEPTHS, "uv": (2,)}[self.arch]
+            one_of("depth", self.depth, allowed, f" for arch {self.arch!r}")
+        if self.arch in ("cnn", "resnet") and self.param != "sp":
+            raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use sp")
+
+    def _check_factory_options(self) -> None:
+        """Options that need to know the network's layers apply to the built-in models only."""
+        at_least("depth", self.depth, 1)
+        where = f"for arch {self.arch!r} (your own model)"
+        if self.param != "sp":
+            raise ConfigError(f"param={self.param!r} is not allowed {where}: use sp; the factory sets its own "
+                              "parameterisation")  # fmt: skip
+        if self.output == "zero_readout":
+            raise ConfigError(f"output='zero_readout' is not allowed {where}: use plain or centered (centered also "
+                              "makes the output zero at initialisation)")  # fmt: skip
+        if self.bias:
+            raise ConfigError(f"bias=True is not allowed {where}: the factory decides its own biases")
 
     @property
     def measure_size(self) -> int:

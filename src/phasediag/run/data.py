@@ -14,7 +14,10 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 from torchvision import datasets as tv
 
+from phasediag.imports import is_import_path
 from phasediag.run.config import ConfigError, RunConfig
+from phasediag.run.user_data import load_user_data
+from phasediag.vocabulary import DATASETS
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -113,6 +116,8 @@ def train_size(name: str, root: str = "data", download: bool = False) -> int | N
     missing and may be downloaded. DataError when they are missing or truncated."""
     if name == "uv":
         return 1
+    if is_user_data(name):
+        return len(load_user_data(name)[0])
     if name.startswith("synthetic"):
         return _parse_synthetic(name)[1]
     if not _files_ready(name, Path(root), download):
@@ -126,11 +131,20 @@ def train_size(name: str, root: str = "data", download: bool = False) -> int | N
     return images
 
 
+def is_user_data(name: str) -> bool:
+    """dataset names your own loader (package.module:loader), not a built-in (synthetic:CxHxW:N included)."""
+    return name.split(":")[0] not in DATASETS and is_import_path(name)
+
+
 def check_sizes(config: RunConfig) -> None:
-    """subset, batch_size and the measurement set against the training set: refused when larger (not clamped)."""
+    """subset, batch_size and the measurement set against the training set: refused when larger (not clamped).
+    Your own data is loaded here (once per process), so a loader that fails does so before any run exists."""
     total = train_size(config.dataset, config.data_dir, config.download)
     if total is None:
         return
+    if is_user_data(config.dataset) and config.loss == "xent" and not load_user_data(config.dataset)[2]:
+        raise ConfigError(f"loss='xent' is not allowed with dataset={config.dataset!r}: its y_train holds float "
+                          "targets; cross-entropy needs class indices (an integer tensor), or use loss=mse")  # fmt: skip
     if config.subset > total:
         raise ConfigError(f"subset={config.subset} is not allowed: dataset {config.dataset!r} has {total} training examples")
     n = config.subset or total
@@ -174,17 +188,23 @@ def _parse_synthetic(name: str) -> tuple[tuple[int, ...], int]:
 
 
 @functools.lru_cache(maxsize=4)
-def load(name: str, root: str = "data", subset: int = 0, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training inputs (standardized, N x C x H x W) and one-hot targets (N x classes). Cached per process."""
+def load(name: str, root: str = "data", subset: int = 0, download: bool = False,
+         standardization: str = "per_image") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Training inputs (N x C x H x W for images; standardized per image unless standardization='none') and targets
+    (N x classes, one-hot; your own data's float targets as given). Cached per process."""
     if name == "uv":  # the uv model's single example (x, y) = (1, 0)
         return torch.ones(1, 1), torch.zeros(1, 1)
-    if name.startswith("synthetic"):
-        images, labels = synthetic(*_parse_synthetic(name))
+    if is_user_data(name):
+        inputs, targets, _ = load_user_data(name)
     else:
-        images, labels = _images_and_labels(_torchvision_dataset(name, Path(root), download))
+        if name.startswith("synthetic"):
+            inputs, labels = synthetic(*_parse_synthetic(name))
+        else:
+            inputs, labels = _images_and_labels(_torchvision_dataset(name, Path(root), download))
+        targets = F.one_hot(labels, NUM_CLASSES).float()
     if subset:
-        images, labels = images[:subset], labels[:subset]
-    return standardize(images), F.one_hot(labels, NUM_CLASSES).float()
+        inputs, targets = inputs[:subset], targets[:subset]
+    return (standardize(inputs) if standardization == "per_image" else inputs.float()), targets
 
 
 class EarlyTrainingData(L.LightningDataModule):
@@ -199,9 +219,10 @@ class EarlyTrainingData(L.LightningDataModule):
         batch_size: int = 512,
         measure_examples: int = 2048,
         download: bool = False,
+        standardization: str = "per_image",
     ) -> None:
         super().__init__()
-        self.inputs, self.targets = load(dataset, root, subset, download)
+        self.inputs, self.targets = load(dataset, root, subset, download, standardization)
         n = len(self.inputs)
         if measure_examples > n:
             raise ConfigError(f"measure_examples={measure_examples} is not allowed: the training set has only {n} examples")

@@ -16,12 +16,14 @@ import torch
 
 from phasediag.physics import hessian
 from phasediag import signals, tracking
+from phasediag.imports import is_import_path, source_digest, source_file
 from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, StopOnSignal, measure_schedule, warn_unconverged
 from phasediag.run.config import RunConfig
-from phasediag.run.data import EarlyTrainingData
+from phasediag.run.data import EarlyTrainingData, is_user_data
 from phasediag.physics.losses import LOSSES
 from phasediag.models import build_model
-from phasediag.models.wrappers import Scaled, mean_output_norm
+from phasediag.models.custom import check_initial_output
+from phasediag.models.wrappers import Scaled, mean_output_norm, mean_output_power
 from phasediag.run.module import EarlyTraining
 
 LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
@@ -43,6 +45,8 @@ class Initialization:
     model: torch.nn.Module  # at theta_0, on `device`
     lambda0: hessian.Eigen
     device: torch.device
+    output_power: float = math.nan  # mean ||f(x; theta_0)||^2 / k on the measurement set: O(1) when L0 = O(1)
+    tags: dict[str, str] = field(default_factory=dict)  # which code made the network: your own factory, its digest
 
     @property
     def initial_state(self) -> dict[str, torch.Tensor]:
@@ -79,7 +83,7 @@ class RunResult:
 def initialize(config: RunConfig) -> Initialization:
     data = EarlyTrainingData(
         config.dataset, config.data_dir, config.subset, config.seed, config.batch_size, config.measure_size,
-        config.download,
+        config.download, config.standardize,
     )
     device = device_for(config.accelerator)
     model = build_model(
@@ -90,6 +94,12 @@ def initialize(config: RunConfig) -> Initialization:
     inputs, targets = (t.to(device) for t in data.measurement_set)
     if config.output_norm is not None:  # App. H.1: f_s = s f / ||f(theta_0)||, the norm frozen at init
         model = Scaled(model, config.output_norm / mean_output_norm(model, inputs))
+    custom = is_import_path(config.arch)
+    if custom:  # checked (shape, finite), and a warning when not O(1)
+        output_power = check_initial_output(config.arch, model, inputs, data.num_classes)
+    else:
+        output_power = mean_output_power(model, inputs)
+    tags = {tracking.MODEL_TAG: config.arch, tracking.MODEL_SOURCE_TAG: source_digest(config.arch)} if custom else {}
     # lambda0 with the trajectory's estimator, so that lambda_t / lambda_0 compares like with like
     tol = config.sharpness_tol * LAMBDA0_TOL_FACTOR
     lambda0 = hessian.top_eigenvalue(
@@ -98,7 +108,7 @@ def initialize(config: RunConfig) -> Initialization:
     )  # fmt: skip
     if config.sharpness_method == "lanczos":
         warn_unconverged(lambda0, tol, f"for lambda0 (seed {config.seed})")
-    return Initialization(config, data, model, lambda0, device)
+    return Initialization(config, data, model, lambda0, device, output_power=output_power, tags=tags)
 
 
 def loss_examples(init: Initialization) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,6 +182,7 @@ def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callb
 def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints: bool) -> None:
     """Histories, run-level metrics and (optionally) theta_T as checkpoints/final.pt of one run."""
     tracking.log_history(run_id, result.history)
+    log_initial_network(run_id, init)
     tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, "lambda0_residual": init.lambda0.residual,
                                   **result.summary()})  # fmt: skip
     if result.barrier_curve is not None:
@@ -185,10 +196,20 @@ def log_inputs(run_id: str, init: Initialization, checkpoints: bool) -> None:
     checkpoints/initial.pt (a search's children point to their parent's by a tag)."""
     data, config = init.data, init.config
     digest = hashlib.sha256(data.inputs.numpy().tobytes() + data.targets.numpy().tobytes()).hexdigest()[:16]
-    profile = {"examples": len(data.inputs), "subset": config.subset, "measure_examples": len(data.measurement_index)}
-    tracking.log_dataset(run_id, config.dataset, digest, str(config.data_dir), profile)
+    profile = {"examples": len(data.inputs), "subset": config.subset, "measure_examples": len(data.measurement_index),
+               "standardize": config.standardize}  # fmt: skip
+    source = source_file(config.dataset) if is_user_data(config.dataset) else config.data_dir
+    tracking.log_dataset(run_id, config.dataset, digest, str(source), profile)
+    log_initial_network(run_id, init)
     if checkpoints:
         tracking.log_tensors(run_id, {"initial": {k: v.detach().cpu() for k, v in init.model.state_dict().items()}})
+
+
+def log_initial_network(run_id: str, init: Initialization) -> None:
+    """The network's output scale at theta_0 as metric init_output_sq, and which code made it (tags)."""
+    tracking.log_metrics(run_id, {"init_output_sq": init.output_power})
+    if init.tags:
+        tracking.set_tags(run_id, init.tags)
 
 
 def run_params(config: RunConfig) -> dict:
