@@ -5,6 +5,7 @@ an option (name, type, allowed values, default); the CLI, the sweep YAML and `ml
 Light on purpose (no torch, numpy or MLflow): `phasediag --help` imports it.
 """
 
+import difflib
 import functools
 import math
 import os
@@ -18,9 +19,10 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from phasediag.errors import ConfigError
 from phasediag.imports import is_import_path
+from phasediag.run.presets import with_preset
 from phasediag.vocabulary import (
     ACCELERATORS, ARCHS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, HvpMode, Loss, LossSchedule, Output, Param,
-    Schedule, SharpnessMethod, LossSet, Standardize,
+    Schedule, SharpnessMethod, LossSet, Preset, Standardize,
 )  # fmt: skip
 
 
@@ -88,6 +90,9 @@ def check_out(name: str, folder: str | None) -> None:
 class RunConfig:
     """One early-training run at eta = c / lambda0. Field names are the MLflow param names."""
 
+    preset: Preset | None = None
+    """defaults for the sizes below, overridden by any option you give: tiny (subset 1024, measure_examples 256,
+    batch_size 128, width 64: seconds per run) or paper (the paper's sizes, the defaults); null = none"""
     arch: str = "fcn"
     """model: fcn (fully connected), cnn (Myrtle CNN), resnet, uv (the two-layer linear model of Sec. 5), or your
     own: an import path package.module:factory (docs/your-own-model.md)"""
@@ -384,8 +389,40 @@ def one_line(error: Exception, cls: type) -> str:
         return f"{', '.join('--' + n for n in names)} is required"
     unknown = re.search(r"nrecognized arguments: (.*)", text)
     if unknown:
-        return f"unknown option {unknown.group(1).split()[0]}: allowed are {', '.join('--' + k for k in flat_fields(cls))}"
+        option = unknown.group(1).split()[0]
+        return f"unknown option {option}{closest(option.lstrip('-').split('=')[0], cls, '--')}"
     return " ".join(text.split())
+
+
+def closest(name: str, cls: type, prefix: str = "") -> str:
+    """': did you mean --width?' for a misspelt option name, or where to find the list."""
+    match = difflib.get_close_matches(name, flat_fields(cls), n=1, cutoff=0.6)
+    return f": did you mean {prefix}{match[0]}?" if match else ": --help lists the options"
+
+
+def resolve(cls: type, values: Mapping[str, Any], given: Iterable[str]) -> Any:
+    """cls from parsed flat values (defaults included) and the names of the options the user gave: the preset fills
+    those not given, and a bad default is blamed on the given option it clashes with."""
+    given = set(given)
+    try:
+        return build(cls, with_preset(values, given, flat_fields(cls)))
+    except ConfigError as error:
+        raise ConfigError(blame(str(error), given, values)) from None
+
+
+def blame(message: str, given: set[str], values: Mapping[str, Any]) -> str:
+    """A message about an option the user did not give that names one they gave (`x_max=10 ... > x_min=11` after
+    --x_min 11) leads with the given one."""
+    blamed = re.match(r"(\w+)=", message)
+    if not blamed or blamed.group(1) in given:
+        return message
+    mentioned = [name for name in sorted(given) if re.search(rf"\b{name}\b", message)]
+    if not mentioned:
+        return message
+    default = blamed.group(1)
+    ours = ", ".join(f"{name}={values.get(name)!r}" for name in mentioned)
+    return (f"{ours} clashes with the default {default}={values.get(default)!r} ({message}): change "
+            f"{' or '.join('--' + name for name in mentioned)}, or give --{default}")
 
 
 def parse(cls: type, values: Mapping[str, Any]) -> Any:
@@ -394,12 +431,12 @@ def parse(cls: type, values: Mapping[str, Any]) -> Any:
 
     unknown = sorted(set(values) - set(flat_fields(cls)))
     if unknown:
-        raise ConfigError(f"unknown parameter {unknown[0]!r}: allowed are {', '.join(flat_fields(cls))}")
+        raise ConfigError(f"unknown parameter {unknown[0]!r}{closest(unknown[0], cls)}")
     try:
         namespace = parser_for(cls).parse_object(normalize(cls, values))
     except ArgumentError as error:
         raise ConfigError(one_line(error, cls)) from None
-    return build(cls, namespace.as_dict())
+    return resolve(cls, namespace.as_dict(), values)
 
 
 @dataclass(frozen=True)
