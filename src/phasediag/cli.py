@@ -14,8 +14,8 @@ from phasediag.reports.config import (
     AnalysisConfig, ClaimsConfig, DiagramConfig, LongrunConfig, SaturationConfig, SaturationWidthsConfig, TrajectoriesConfig,
     UVConfig, UVFiguresConfig,
 )  # fmt: skip
-from phasediag import api
-from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, build, normalize_argv, one_line
+from phasediag import api, guide
+from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, normalize_argv, one_line, resolve
 from phasediag.search.config import SearchConfig, SweepOptions
 
 COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {}
@@ -220,12 +220,17 @@ def claims_command(config: ClaimsConfig) -> int:
 
 
 def build_parser() -> Any:
-    from jsonargparse import ArgumentParser
+    """Every command's options, each described by its dataclass field's docstring; each command's help starts with
+    what it does, an example, and where its results go (guide.py)."""
+    from jsonargparse import ArgumentParser, set_parsing_settings
 
-    parser = ArgumentParser(prog="phasediag", description=__doc__.splitlines()[0], exit_on_error=False)
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    # the subcommands take the formatter and allow_abbrev from here; no abbreviations: --c must not mean --close
+    parser = ArgumentParser(prog="phasediag", description=guide.OVERVIEW, exit_on_error=False,
+                            formatter_class=guide.HelpFormatter, allow_abbrev=False)  # fmt: skip
     commands = parser.add_subcommands(dest="command")
     for name, (cls, _) in COMMANDS.items():
-        sub = ArgumentParser(exit_on_error=False, description=cls.__doc__.splitlines()[0])
+        sub = ArgumentParser(exit_on_error=False, description=guide.description(name, cls.__doc__))
         add_arguments(sub, cls)
         commands.add_subcommand(name, sub, help=cls.__doc__.splitlines()[0])
     return parser
@@ -244,7 +249,8 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
         namespace = build_parser().parse_args(argv)
     except ArgumentError as error:
         raise ConfigError(one_line(error, cls)) from None
-    return namespace.command, build(cls, namespace[namespace.command].as_dict())
+    given = [token[2:].split("=")[0] for token in argv[1:] if token.startswith("--")]
+    return namespace.command, resolve(cls, namespace[namespace.command].as_dict(), given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

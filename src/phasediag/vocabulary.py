@@ -18,6 +18,7 @@ Constant = Literal["c_loss", "c_sharp", "c_max", "c_barrier"]  # the critical co
 DiagramAxis = Literal["auto", "width", "depth"]
 DerivativeVariable = Literal["c", "log2c"]  # what Def. 4 differentiates in: c (the paper) or x = log2 c
 LossSet = Literal["train", "measure"]  # where L_t is measured: the training set (the paper) or the m examples
+Preset = Literal["tiny", "paper"]  # named sets of defaults (run.presets): a first try, or the paper's sizes
 Standardize = Literal["per_image", "none"]  # the inputs: each image to zero mean and unit std (the paper), or as given
 
 ARCHS: tuple[str, ...] = get_args(Arch)
@@ -33,6 +34,7 @@ SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 CONSTANTS: tuple[str, ...] = get_args(Constant)
 DIAGRAM_AXES: tuple[str, ...] = get_args(DiagramAxis)
 LOSS_SETS: tuple[str, ...] = get_args(LossSet)
+PRESETS: tuple[str, ...] = get_args(Preset)
 DERIVATIVE_VARIABLES: tuple[str, ...] = get_args(DerivativeVariable)
 STANDARDIZE: tuple[str, ...] = get_args(Standardize)
 # 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), and dataset an import path module:loader, so

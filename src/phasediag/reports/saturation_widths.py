@@ -51,7 +51,8 @@ def summarize(curves: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for width, curve in curves.groupby("width", sort=True):
         peak = chi_prime_peak(curve)
-        rows.append({"width": width, "c_crit": float(curve["c_crit"].iloc[0]), "peak_c": peak.x,
+        spread = {k: float(curve[k].iloc[0]) for k in ("c_crit_support", "c_crit_low", "c_crit_high") if k in curve}
+        rows.append({"width": width, "c_crit": float(curve["c_crit"].iloc[0]), **spread, "peak_c": peak.x,
                      "peak_height": peak.height, "half_left": peak.left, "half_right": peak.right,
                      "fwhm": peak.fwhm, "fwhm_log2": math.log2(peak.right / peak.left) if peak.left > 0 else math.nan,
                      "diverged_runs": int(curve["diverged"].sum())})  # fmt: skip
@@ -99,7 +100,8 @@ def run_widths(
         from phasediag import tracking
 
         metrics = {f"{name}_w{row.width}": float(getattr(row, name)) for row in summary.itertuples()
-                   for name in ("c_crit", "fwhm", "fwhm_log2") if math.isfinite(getattr(row, name))}  # fmt: skip
+                   for name in ("c_crit", "c_crit_support", "fwhm", "fwhm_log2")
+                   if hasattr(row, name) and math.isfinite(getattr(row, name))}  # fmt: skip
         params = {**config.params(), "widths": ",".join(map(str, widths))}
         params.pop("width", None)
         with tempfile.TemporaryDirectory() as folder:  # the overlay's files only: each width's run has its own
