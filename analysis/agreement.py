@@ -1,50 +1,147 @@
-"""Bisection against the paper's grid scan, seed by seed: do they find the same constants, at what cost?
+"""The default search against the paper's grid scan, seed by seed: do they find the same constants, at what cost?
 
-    python analysis/agreement.py --seeds 0 1 2 3 4 5 6 7 8 9 -- --arch fcn --depth 4 --width 128 --dataset fashion_mnist
-    python analysis/agreement.py --seeds 0 1 2 3 4 5 6 7 8 9 -- --arch uv --depth 2 --width 2 --dataset uv --batch_size 0
+    python analysis/agreement.py --setting clean --seeds 0..9 --out agreement -- --depth 4 --width 128
+    python analysis/agreement.py --summary agreement                         # the table, from the saved scans
+    python analysis/agreement.py --summary agreement --x_start 1 --gallop 1 --close 0   # another search option
 
-Everything after `--` is a `phasediag search` parameter. Writes agreement.csv and prints a summary.
+Everything after `--` is a `phasediag search` parameter. For each seed the grid scan is trained once, with the
+paper's protocol (every point x_min, x_min + 0.1, ... up to the first divergence, sharpness at every step, barrier
+at every point), without tracking; its answers give the grid's constants (`critical.constants_on_grid`) and the
+search is replayed on them (`ledger.replay`: runs are deterministic, so it trains exactly the points and finds
+exactly the constants that `phasediag search` with the same initialisation does). Each scan is saved as
+<out>/<setting>-s<seed>.json, so other search settings are compared without training again.
+
+The summary gives, per setting and constant, the seeds on which the search found the grid's value (within 0.1 in
+log2 c, or NaN on both); each disagreement with the answer sequence that caused it and whether the search flagged
+the seed (`non_monotone`, reported on its parent run) or not (silent); and the runs and wall time of each protocol
+(the search's wall: the scan's time of the points it trains, an upper bound since a search measures less there).
 """
 
 import argparse
+import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
-from phasediag.search.study import SearchConfig, search
+from phasediag.physics.critical import QUESTIONS, constants_on_grid
+from phasediag.run import runner
+from phasediag.search.config import SearchConfig
+from phasediag.search.ledger import measured_trial, replay
+from phasediag.search.study import sharpness_until
 from phasediag.vocabulary import CONSTANTS
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
-parser.add_argument("--out", default="agreement.csv")
-split = sys.argv.index("--") if "--" in sys.argv else len(sys.argv)
-ours, search_args = sys.argv[1:split], sys.argv[split + 1 :]
-args = parser.parse_args(ours)
-params = {key.removeprefix("--"): value for key, value in zip(search_args[::2], search_args[1::2])}
 
-rows = []
-for seed in args.seeds:
-    for mode in ("bisect", "grid"):
-        config = SearchConfig.from_strings({**params, "seed": str(seed), "mode": mode, "experiment": f"agreement-{mode}"})
+def items(text: str) -> list[str]:
+    """'0 1 2', '0,1,2' or '0..9' (inclusive)."""
+    out = []
+    for token in text.replace(",", " ").split():
+        low, dots, high = token.partition("..")
+        out += [str(i) for i in range(int(low), int(high) + 1)] if dots else [token]
+    return out
+
+
+def scan(config: SearchConfig) -> dict:
+    """The paper's grid scan of one seed, every point up to the first divergence: per point its answers, its margins
+    as a search trial records them, and its wall time."""
+    init = runner.initialize(config.run)
+    points = []
+    for k in range(config.n_points):
         start = time.perf_counter()
-        result = search(config)
-        rows.append({"seed": seed, "mode": mode, **result.constants, "runs": result.n_runs, "hvps": result.hvps,
-                     "seconds": time.perf_counter() - start, "non_monotone": ",".join(result.non_monotone)})  # fmt: skip
-        print(rows[-1], flush=True)
+        # what the answers need, as a search's trial measures it: the sharpness until it increased, the barrier until
+        # it shows (the grid's own answers are the same; its figures' full trajectories are not needed here)
+        result = runner.train(init, 2.0 ** config.x(k), sharpness=True, barrier=True, full_barrier=False,
+                              sharpness_until=sharpness_until(config))  # fmt: skip
+        history = result.history
+        answers, margins = measured_trial(history["loss_ratio"].to_numpy(), history["sharpness_ratio"].to_numpy(),
+                                          history["loss"].to_numpy(), result.barrier, config.sharp_eps)  # fmt: skip
+        points.append({"k": k, "answers": answers, "margins": margins, "seconds": time.perf_counter() - start})
+        if answers["max"]:
+            break
+    return {"points": points, "x_min": config.x_min, "resolution": config.resolution, "x_max": config.x_max}
 
-table = pd.DataFrame(rows)
-table.to_csv(args.out, index=False)
-wide = table.pivot(index="seed", columns="mode")
-agree = [
-    abs(math.log2(wide[(c, "bisect")][s]) - math.log2(wide[(c, "grid")][s])) <= 0.1 + 1e-9
-    if math.isfinite(wide[(c, "bisect")][s]) and math.isfinite(wide[(c, "grid")][s])
-    else math.isnan(wide[(c, "bisect")][s]) == math.isnan(wide[(c, "grid")][s])
-    for c in CONSTANTS
-    for s in wide.index
-]
-print(f"constants that agree within 0.1 in log2 c: {sum(agree)}/{len(agree)} ({100 * sum(agree) / len(agree):.0f}%)")
-print(f"runs: bisect {wide[('runs', 'bisect')].sum()} vs grid {wide[('runs', 'grid')].sum()} "
-      f"(ratio {wide[('runs', 'bisect')].sum() / wide[('runs', 'grid')].sum():.3f})")  # fmt: skip
-print(f"HVPs: bisect {wide[('hvps', 'bisect')].sum()} vs grid {wide[('hvps', 'grid')].sum()}")
+
+def compare(saved: dict, search: SearchConfig) -> dict:
+    """Grid constants, the search's constants, runs and seconds of both, and the answer sequences, of one scan."""
+    points = saved["points"]
+    trials = {p["k"]: (p["answers"], p["margins"]) for p in points}
+    c_grid = 2.0 ** np.array([search.x(p["k"]) for p in points])
+    grid = {name: float(v) for name, v in constants_on_grid(c_grid, {q: np.array([p["answers"][q] for p in points]) for q in QUESTIONS}).items()}
+    ledger = replay(search.empty_ledger(), trials)
+    seconds = {p["k"]: p["seconds"] for p in points}
+    return {
+        "grid": grid, "search": ledger.constants(search.x), "non_monotone": ledger.non_monotone(),
+        "grid_runs": len(points), "search_runs": len(ledger.done), "grid_seconds": sum(seconds.values()),
+        "search_seconds": sum(seconds.get(k, 0.0) for k in ledger.done), "trained": sorted(ledger.done),
+        "sequences": {q: "".join("y" if p["answers"][q] else "n" if p["answers"][q] is False else "." for p in points) for q in QUESTIONS},
+    }  # fmt: skip
+
+
+def same(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(math.log2(a) - math.log2(b)) <= 0.1 + 1e-9
+
+
+QUESTION_OF = {"c_loss": "loss", "c_sharp": "sharp", "c_max": "max", "c_barrier": "barrier"}
+
+
+def summary(folder: str, search: SearchConfig) -> str:
+    by_setting: dict[str, list[tuple[int, dict]]] = {}
+    for path in sorted(Path(folder).glob("*.json"), key=lambda p: (p.stem.rsplit("-s", 1)[0], int(p.stem.rsplit("-s", 1)[1]))):
+        setting, seed = path.stem.rsplit("-s", 1)
+        saved = json.loads(path.read_text())
+        config = SearchConfig(search.run, x_min=saved["x_min"], x_max=saved["x_max"], resolution=saved["resolution"],
+                              x_start=search.x_start, gallop=search.gallop, gallop_near=search.gallop_near, close=search.close)  # fmt: skip
+        by_setting.setdefault(setting, []).append((int(seed), compare(saved, config)))
+    lines = ["| setting | seeds | " + " | ".join(CONSTANTS) + " | seeds flagged | runs search / grid | wall s search / grid |",
+             "|---" * (len(CONSTANTS) + 5) + "|"]  # fmt: skip
+    notes = []
+    for setting, rows in by_setting.items():
+        cells = []
+        for c in CONSTANTS:
+            agree = 0
+            for seed, r in rows:
+                if same(r["search"][c], r["grid"][c]):
+                    agree += 1
+                    continue
+                q = QUESTION_OF[c]
+                flag = f"flagged non_monotone={','.join(r['non_monotone'])}" if r["non_monotone"] else "SILENT"
+                notes.append(f"{setting} seed {seed} {c}: grid {r['grid'][c]:.4g}, search {r['search'][c]:.4g} ({flag}); "
+                             f"answers from x_min: {r['sequences'][q]}; search trained k = {r['trained']}")  # fmt: skip
+            cells.append(f"{agree}/{len(rows)}")
+        flagged = sum(bool(r["non_monotone"]) for _, r in rows)
+        runs = [sum(r[f"{m}_runs"] for _, r in rows) for m in ("search", "grid")]
+        walls = [sum(r[f"{m}_seconds"] for _, r in rows) for m in ("search", "grid")]
+        lines.append(f"| {setting} | {len(rows)} | {' | '.join(cells)} | {flagged} | {runs[0]} / {runs[1]} ({runs[0] / runs[1]:.3f}) "
+                     f"| {walls[0]:.0f} / {walls[1]:.0f} |")  # fmt: skip
+    return "\n".join(lines + [""] + notes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", default="default", help="a name for this configuration in the table")
+    parser.add_argument("--seeds", default="0..9", help="e.g. 0..9 or '0 1 2'")
+    parser.add_argument("--out", default="agreement", help="folder of the saved scans")
+    parser.add_argument("--summary", action="store_true", help="only print the table of the scans saved in --out")
+    split = sys.argv.index("--") if "--" in sys.argv else len(sys.argv)
+    args = parser.parse_args(sys.argv[1:split])
+    search_args = sys.argv[split + 1 :]
+    params = {key.removeprefix("--"): value for key, value in zip(search_args[::2], search_args[1::2])}
+    config = SearchConfig.from_strings(params)
+    if not args.summary:
+        os.makedirs(args.out, exist_ok=True)
+        for seed in items(args.seeds):
+            path = Path(args.out) / f"{args.setting}-s{seed}.json"
+            if not path.exists():  # a scan is deterministic: kept once trained
+                seeded = SearchConfig.from_strings({**params, "seed": seed})
+                path.write_text(json.dumps(scan(seeded)))
+                print(f"{path}: trained", flush=True)
+    print(summary(args.out, config))
+
+
+if __name__ == "__main__":
+    main()

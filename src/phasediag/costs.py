@@ -35,7 +35,7 @@ KINDS = {  # what a search repeats, in the words of the breakdown table
     "loss_evaluation": "loss evaluations on the loss set (L_t at every step)",
     "sharpness": "sharpness measurements: the Hessian operator built (gradient graph on the measurement set)",
     "hvp": "Hessian-vector products on the measurement set",
-    "barrier": f"barriers (the loss at {len(Barrier.GRID)} points from theta_0 to theta_T)",
+    "barrier": f"barriers, in full ones (the loss at {len(Barrier.GRID)} points from theta_0 to theta_T)",
 }
 
 
@@ -106,8 +106,17 @@ def search_counts(experiment: str, parent_run_id: str, lambda0_hvps: int) -> dic
         "loss_evaluation": int(evaluations.sum()),
         "sharpness": len(sharpness) + 1,  # and lambda0
         "hvp": int(children["hvps"].sum()) + lambda0_hvps,
-        "barrier": int(measured.sum()),  # a diverged run's barrier is inf without an evaluation
+        "barrier": barriers(children, measured),  # a diverged run's barrier is inf without an evaluation
     }
+
+
+def barriers(children: pd.DataFrame, measured: pd.Series) -> float:
+    """The barriers evaluated, in full ones: a search's trial stops at the first point above L(theta_0)
+    (barrier_points); a run logged before that metric existed evaluated every point."""
+    if not measured.any():
+        return 0.0
+    points = children["barrier_points"] if "barrier_points" in children else pd.Series(float("nan"), index=children.index)
+    return float(points[measured].fillna(len(Barrier.GRID)).sum() / len(Barrier.GRID))
 
 
 def breakdown(units: dict[str, Cost], counts: dict[str, int], wall: float) -> list[list[str]]:
@@ -117,7 +126,7 @@ def breakdown(units: dict[str, Cost], counts: dict[str, int], wall: float) -> li
         cost, count = units[kind], counts[kind]
         total = cost.seconds * count
         spent += total
-        rows.append([words, count, f"{cost.seconds * 1e3:.2f} ms", f"{total:.1f} s", f"{total / wall:.0%}",
+        rows.append([words, round(count, 1), f"{cost.seconds * 1e3:.2f} ms", f"{total:.1f} s", f"{total / wall:.0%}",
                      f"{cost.flops * count / 1e9:,.0f}", f"{cost.flops / cost.seconds / 1e9:,.0f}"])  # fmt: skip
     rest = wall - spent
     rows.append([f"the rest (Lightning, MLflow, Optuna, Lanczos, Python), per run of {counts['runs']}", counts["runs"],

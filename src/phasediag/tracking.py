@@ -497,13 +497,13 @@ def experiment_of(run_id: str) -> str:
 
 SEARCH_METRICS = ("lambda0", *CONSTANTS, "c_loss_censored", "c_sharp_censored", "c_barrier_censored", "n_runs", "hvps",
                   "non_monotone")
-RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier", "lambda0_residual",
-               "sharpness_residual_max")
+RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier", "barrier_points",
+               "lambda0_residual", "sharpness_residual_max")
 X_TAG = "phasediag.x"  # log2 c of a search's child run
 NON_MONOTONE_TAG = "phasediag.non_monotone"
 INTERPOLATION_ARTIFACT = "interpolation.csv"  # (s, loss) of a run whose barrier was measured
 _SEARCH_PARAM_TYPES = {"mode": str, "resolution": float, "x_min": float, "x_max": float, "x_start": float,
-                       "gallop": float, "gallop_near": float, "eps": float, "study": str, "lambda0_tol": float}  # fmt: skip
+                       "gallop": float, "gallop_near": float, "close": float, "eps": float, "study": str, "lambda0_tol": float}  # fmt: skip
 _HISTORY_THREADS = 8  # parallel get_metric_history calls
 
 

@@ -15,7 +15,7 @@ from phasediag.physics import batched
 from phasediag.physics.critical import DIVERGENCE_LOSS
 from phasediag.physics.losses import LOSSES
 from phasediag.run import runner
-from phasediag.run.callbacks import Barrier, Measurements, evaluate, interpolated_losses, measure_schedule
+from phasediag.run.callbacks import Measurements, barrier_from, evaluate, measure_schedule
 from phasediag.run.config import RunConfig
 
 
@@ -122,6 +122,7 @@ def train_batched(
     sharpness: bool | Sequence[bool] = True,
     sharpness_until: float | None = None,
     barrier: bool | Sequence[bool] | None = None,
+    full_barrier: bool = True,
     measure_at: Callable[[int], bool] | None = None,
 ) -> list[runner.RunResult]:
     """`runner.train` at every c of `cs` at once; `sharpness` and `barrier` may differ per c."""
@@ -153,18 +154,12 @@ def train_batched(
             c=c, eta=eta, history=record.history(eta), diverged=module.diverged[k], hvps=record.hvps,
             final_state={name: v.detach().cpu().clone() for name, v in model.state_dict().items()},
         )  # fmt: skip
-        if wants_barrier[k]:
-            result.barrier, result.barrier_curve = barrier_of(model, init, record, module.diverged[k])
+        if wants_barrier[k] and module.diverged[k]:
+            result.barrier = math.inf
+        elif wants_barrier[k]:
+            result.barrier, result.barrier_curve, result.barrier_points = barrier_from(model, init.initial_state, record, full_barrier)
         results.append(result)
     return results
-
-
-def barrier_of(model: torch.nn.Module, init: runner.Initialization, record: Measurements, diverged: bool):
-    """(U, curve) as `callbacks.Barrier` computes them: inf and no curve for a diverged copy."""
-    if diverged:
-        return math.inf, None
-    curve = interpolated_losses(model, init.initial_state, record.loss_fn, record.loss_inputs, record.loss_targets, Barrier.GRID)
-    return float(curve.max() - curve[0]), curve
 
 
 def log_run(

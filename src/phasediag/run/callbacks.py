@@ -4,6 +4,7 @@ loss barrier."""
 import copy
 import math
 import warnings
+from collections import deque
 from collections.abc import Callable
 
 import lightning as L
@@ -187,22 +188,40 @@ class DivergenceStop(L.Callback):
 
 def interpolated_losses(
     model: torch.nn.Module, start: dict[str, torch.Tensor], loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
-    grid: np.ndarray,
+    grid: np.ndarray, stop_at_barrier: bool = False,
 ) -> np.ndarray:  # fmt: skip
     """L((1 - s) theta_0 + s theta_T) for s in grid, theta_T = the model's current parameters (Def. 2), L the mean
     over chunks of EVAL_CHUNK examples as in `evaluate`. Where the first layer is affine in its parameters (the FCN),
     its output along the path is the same interpolation of its outputs at the two ends: it is computed twice rather
-    than once per s, and on image inputs it is most of an FCN's FLOPs."""
+    than once per s, and on image inputs it is most of an FCN's FLOPs.
+
+    stop_at_barrier: grid[0] first, then the others coarse to fine (`coarse_to_fine`), stopping at the first whose
+    loss exceeds it, or is not a number (a barrier: the answer is known); the points not evaluated are -inf. Each
+    point's loss is the one a full curve has there, so the barrier answer is the full curve's."""
     end = {name: p.detach().clone() for name, p in model.named_parameters()}
     probe = copy.deepcopy(model).to(inputs.device)  # after Trainer.fit the model may be back on the CPU, the data not
     chunks = list(zip(inputs.split(EVAL_CHUNK), targets.split(EVAL_CHUNK)))
+
+def coarse_to_fine(n: int) -> list[int]:
+    """0, n - 1, then the midpoints of ever finer halvings of [0, n - 1]: every index once, so that a barrier of any
+    width is met after about (n - 1) / width evaluations."""
+    if n < 2:
+        return list(range(n))
+    order, intervals = [0, n - 1], deque([(0, n - 1)])
+    while intervals:
+        a, b = intervals.popleft()
+        if b - a >= 2:
+            middle = (a + b) // 2
+            order.append(middle)
+            intervals += [(a, middle), (middle, b)]
+    return order
+
 
     def place(s: float) -> None:
         for name, p in probe.named_parameters():
             p.copy_(torch.lerp(start[name].to(p.device), end[name].to(p.device), s))
 
     split = stem_and_head(probe)
-    losses = []
     with torch.no_grad():
         if split is not None:
             stem, head = split
@@ -210,23 +229,41 @@ def interpolated_losses(
             first = [stem(x) for x, _ in chunks]
             place(1.0)
             last = [stem(x) for x, _ in chunks]
-        for s in map(float, grid):
+
+        def loss_at(i: int) -> float:
+            s = float(grid[i])
             place(s)
             if split is None:
-                losses.append(evaluate(probe, loss_fn, inputs, targets)[0])
-                continue
-            total = sum(loss_fn(head(torch.lerp(a, b, s)), y).item() * len(y) for a, b, (_, y) in zip(first, last, chunks))
-            losses.append(total / len(inputs))
-    return np.asarray(losses)
+                return evaluate(probe, loss_fn, inputs, targets)[0]
+            return sum(loss_fn(head(torch.lerp(a, b, s)), y).item() * len(y) for a, b, (_, y) in zip(first, last, chunks)) / len(inputs)
+
+        return along_path(loss_at, len(grid), stop_at_barrier)
+
+
+def along_path(loss_at: Callable[[int], float], n: int, stop_at_barrier: bool = False) -> np.ndarray:
+    """loss_at(i) for i < n, in order; with stop_at_barrier coarse to fine from i = 0, stopping after the first loss
+    above loss_at(0) or not a number, the others -inf (`interpolated_losses`)."""
+    losses = np.full(n, -np.inf)
+    for i in coarse_to_fine(n) if stop_at_barrier else range(n):
+        losses[i] = loss_at(i)
+        if stop_at_barrier and not losses[i] <= losses[0]:
+            break
+    return losses
 
 
 class Barrier(L.Callback):
     """U(c) = max_s L((1-s) theta_0 + s theta_T1) - L(theta_0), s in {0, 0.01, ..., 1} (Def. 2), L on the loss set
-    like L_t; inf if diverged."""
+    like L_t; inf if diverged.
+
+    full_curve=False (a search's trial, which only needs to know whether U > 0): the points are evaluated coarse to
+    fine and stop at the first above L(theta_0); `value` is then that point's excess, a lower bound of U that is > 0
+    exactly when U is, `curve` is None, and `points` says how many were evaluated."""
 
     GRID = np.linspace(0.0, 1.0, 101)
 
-    def __init__(self, measurements: Measurements, divergence: DivergenceStop, initial: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self, measurements: Measurements, divergence: DivergenceStop, initial: dict[str, torch.Tensor], full_curve: bool = True
+    ) -> None:  # fmt: skip
         self.measurements = measurements
         self.divergence = divergence
         self.initial = initial
@@ -237,6 +274,16 @@ class Barrier(L.Callback):
         if self.divergence.diverged:
             self.value = math.inf
             return
-        m = self.measurements
-        self.curve = interpolated_losses(module.model, self.initial, m.loss_fn, m.loss_inputs, m.loss_targets, self.GRID)
-        self.value = float(np.max(self.curve) - self.curve[0])
+        self.value, self.curve, self.points = barrier_from(module.model, self.initial, self.measurements, self.full_curve)
+
+
+def barrier_from(
+    model: torch.nn.Module, initial: dict[str, torch.Tensor], measurements: Measurements, full_curve: bool
+) -> tuple[float, np.ndarray | None, int]:  # fmt: skip
+    """(U or, without the full curve, its lower bound; the curve, or None; the points evaluated) from theta_0 to the
+    model's parameters, on the measurements' loss set."""
+    m = measurements
+    curve = interpolated_losses(model, initial, m.loss_fn, m.loss_inputs, m.loss_targets, Barrier.GRID, stop_at_barrier=not full_curve)
+    return float(np.max(curve) - curve[0]), curve if full_curve else None, int(np.count_nonzero(curve != -np.inf))
+        self.full_curve = full_curve
+        self.points = 0

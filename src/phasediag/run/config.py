@@ -114,7 +114,10 @@ class RunConfig:
     c: float = 2.0
     """learning-rate constant: eta = c / lambda0, lambda0 = the sharpness at initialisation"""
     seed: int = 0
-    """seed of the initialisation and of the mini-batch order"""
+    """seed of the initialisation (theta_0), and of the mini-batch order and measurement set unless sgd_seed is set"""
+    sgd_seed: int | None = None
+    """seed of the SGD mini-batch order and of the measurement set; null = the seed (one batch sequence per
+    initialisation); an integer: the same sequence for every seed, as the paper's figures (docs/agreement.md)"""
     batch_size: int = 512
     """SGD mini-batch size B; 0 = full batch (gradient descent)"""
     steps: int = 10
@@ -222,6 +225,11 @@ class RunConfig:
                               "makes the output zero at initialisation)")  # fmt: skip
         if self.bias:
             raise ConfigError(f"bias=True is not allowed {where}: the factory decides its own biases")
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the batch order and the measurement set: sgd_seed, or the seed when it is null."""
+        return self.seed if self.sgd_seed is None else self.sgd_seed
 
     @property
     def measure_size(self) -> int:

@@ -61,8 +61,9 @@ class RunResult:
     # sharpness_residual, accuracy
     diverged: bool
     hvps: int
-    barrier: float | None = None
-    barrier_curve: np.ndarray | None = None
+    barrier: float | None = None  # U, or with the barrier stopped at its first point above L(theta_0) a lower bound
+    barrier_curve: np.ndarray | None = None  # only when the full curve was asked for
+    barrier_points: int = 0  # interpolation points evaluated
     final_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
@@ -82,8 +83,9 @@ class RunResult:
 
 def initialize(config: RunConfig) -> Initialization:
     data = EarlyTrainingData(
-        config.dataset, config.data_dir, config.subset, config.seed, config.batch_size, config.measure_size,
+        config.dataset, config.data_dir, config.subset, config.data_seed, config.batch_size, config.measure_size,
         config.download, config.standardize,
+            metrics["barrier_points"] = float(self.barrier_points)
     )
     device = device_for(config.accelerator)
     model = build_model(
@@ -146,15 +148,17 @@ def train(
     callbacks: list[L.Callback] = [measurements, divergence]
     wants_barrier = config.barrier if barrier is None else barrier
     if wants_barrier:
-        callbacks.append(Barrier(measurements, divergence, init.initial_state))
+        callbacks.append(Barrier(measurements, divergence, init.initial_state, full_barrier))
     fit(init, module, callbacks)
     result = RunResult(
+    full_barrier: bool = True,
         c=c, eta=eta, history=measurements.history(eta), diverged=divergence.diverged, hvps=measurements.hvps,
         final_state={k: v.detach().cpu() for k, v in module.model.state_dict().items()},
     )  # fmt: skip
     if wants_barrier:
-        result.barrier, result.barrier_curve = callbacks[-1].value, callbacks[-1].curve
+        result.barrier, result.barrier_curve, result.barrier_points = callbacks[-1].value, callbacks[-1].curve, callbacks[-1].points
     return result
+    `full_barrier`: the whole interpolation curve (for figures); False: only until the barrier shows (`Barrier`).
 
 
 def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callback] | None = None) -> None:

@@ -24,7 +24,7 @@ from phasediag.run.batched import log_run, train_batched
 from phasediag.search.ledger import Plan
 from phasediag.search.config import SearchConfig
 from phasediag.search.storage import open_storage
-from phasediag.search.study import child_tags, ledger_of, open_study, outcome, sharpness_until, stale_trial_failed
+from phasediag.search.study import child_tags, ledger_of, open_study, full_barrier, outcome, sharpness_until, stale_trial_failed
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def train_round(
     with heartbeats(config, study, [trial for trial, _ in asked]), signals.interruptible():
         results = train_batched(
             init, cs, sharpness=[p.sharpness for p in plans], barrier=[p.barrier for p in plans],
-            sharpness_until=sharpness_until(config),
+            sharpness_until=sharpness_until(config), full_barrier=full_barrier(config),
         )  # fmt: skip
     scan_over = False
     for (trial, plan), c, result in sorted(zip(asked, cs, results), key=lambda item: item[1]):

@@ -37,13 +37,18 @@ class SearchConfig:
     """lowest x = log2 c of the grid (-1: c = 0.5)"""
     x_max: float = 10.0
     """highest x = log2 c tried (10: c = 1024); a constant not reached below it is NaN"""
-    x_start: float = 1.0
-    """bisect: the first x = log2 c tried (1: c = 2, below which a quadratic model cannot catapult)"""
-    gallop: float = 1.0
-    """bisect: step in x = log2 c upward from the highest 'no' while no 'yes' is known above it"""
+    x_start: float | None = None
+    """bisect: the first x = log2 c tried; null = x_min, a coarse upward pass from the bottom of the grid that sees a
+    'yes' below c = 2 (1: c = 2, the faster option, cannot; docs/agreement.md)"""
+    gallop: float = 0.5
+    """bisect: step in x = log2 c upward from the highest 'no' while no 'yes' is known above it; no step below a
+    constant is ever larger, so a 'yes' window at least this wide is always seen"""
     gallop_near: float = 0.3
     """bisect: the same step once any transition has been seen (the constants sit close together)"""
     eps: float | None = None
+    close: float = 0.01
+    """bisect: a 'no' below a constant whose loss or sharpness ratio rounded to 1.00 (margin, the log of the largest
+    ratio over its threshold, above -close) has its untrained grid neighbours trained too; 0 = off"""
     """c_sharp threshold: an increase is lambda_t / lambda_0 > 1 + eps; null = 0, or 0.05 for centered / zero_readout"""
     storage: str | None = None
     """Optuna storage URL (the search's ledger, resumed by a re-run): sqlite:///FILE, postgresql+psycopg2://USER@HOST:PORT/DB
@@ -72,7 +77,9 @@ class SearchConfig:
             raise ConfigError(f"resolution={self.resolution!r} is not allowed: it must be in (0, 1]")
         if not self.x_max > self.x_min:
             raise ConfigError(f"x_max={self.x_max!r} is not allowed: it must be > x_min={self.x_min!r}")
-        if self.mode == "bisect" and not self.x_min <= self.x_start <= self.x_max:  # the grid starts at x_min
+        if self.close < 0:
+            raise ConfigError(f"close={self.close!r} is not allowed: it must be >= 0 (0 = off)")
+        if self.mode == "bisect" and not self.x_min <= self.start_x <= self.x_max:  # the grid starts at x_min
             raise ConfigError(f"x_start={self.x_start!r} is not allowed: it must be in [x_min, x_max] = [{self.x_min}, {self.x_max}]")
         if self.eps is not None and not 0 <= self.eps < 1:
             raise ConfigError(f"eps={self.eps!r} is not allowed: it must be in [0, 1), or null")
@@ -88,6 +95,11 @@ class SearchConfig:
     def n_points(self) -> int:
         return grid.n_points(self.x_min, self.x_max, self.resolution)
 
+    @property
+    def start_x(self) -> float:
+        """The first x a bisection trains (x_start, or x_min when null)."""
+        return self.x_min if self.x_start is None else self.x_start
+
     def x(self, k: int) -> float:
         return grid.x_at(self.x_min, self.resolution, k)
 
@@ -101,7 +113,7 @@ class SearchConfig:
         def steps(dx: float) -> int:
             return max(1, round(dx / self.resolution))
 
-        return Ledger(self.n_points, self.mode, self.k(self.x_start), steps(self.gallop), steps(self.gallop_near))
+        return Ledger(self.n_points, self.mode, self.k(self.start_x), steps(self.gallop), steps(self.gallop_near), self.close)
 
     @property
     def sharp_eps(self) -> float:
@@ -113,7 +125,8 @@ class SearchConfig:
         """What defines the search (and so its study): not c, not where or how many workers run it."""
         run = {k: v for k, v in self.run.params().items() if k != "c"}
         return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
-                "x_start": self.x_start, "gallop": self.gallop, "gallop_near": self.gallop_near, "eps": self.sharp_eps}  # fmt: skip
+                "x_start": self.start_x, "gallop": self.gallop, "gallop_near": self.gallop_near, "close": self.close,
+                "eps": self.sharp_eps}  # fmt: skip
 
     @property
     def study_name(self) -> str:

@@ -7,13 +7,25 @@ first 'yes' scanning upward (the paper's grid stops at the first divergence, and
 question), so per question the bracket is (largest k known 'no' below the first known 'yes', first known 'yes'].
 
 The answers decide the brackets; the trials' margins (how far the largest loss and sharpness ratios were from
-their thresholds, critical.trial_margins) only decide where to probe next: where they interpolate to zero.
+their thresholds, critical.trial_margins) only decide where to probe next: where they interpolate to zero, and,
+where a 'no' below a constant was a close call (its ratio rounded to 1.00: margin > -close), its grid neighbours.
+
+What a bisection cannot see: answers are not always monotone in c (noise at small batches, cross-entropy, large
+d/w), and the grid's constant is the first 'yes' scanning upward. The search probes every question at least every
+`gallop` points from `start` up to its constant (start = 0, the bottom of the grid, by default: the coarse upward
+pass), refines each bracket, and trains the neighbours of every close-call 'no' below a constant. A 'yes' below a
+'no' that it sees moves the constant down to it and is reported (`non_monotone`). It misses a 'yes' window that is
+narrower than `gallop`, falls between its probes, and whose neighbouring probes were not close calls; and one
+inside a refined bracket (between two 'no's) under the same condition. With start above 0 (the previous default,
+c = 2), nothing below the first probe is seen unless something there answers 'yes' first.
 """
 
 import math
 from dataclasses import dataclass, field
 
-from phasediag.physics.critical import QUESTIONS, censor
+import numpy as np
+
+from phasediag.physics.critical import QUESTIONS, censor, increased, trial_answers, trial_margins
 
 Answers = dict[str, bool | None]  # None: not measured in that trial
 Margins = dict[str, float | None]  # > 0 leans 'yes'; None: not measured, or not a finite number (diverged)
@@ -33,9 +45,11 @@ class Ledger:
     n_points: int  # grid points k = 0 .. n_points - 1
     mode: str = "bisect"  # bisect | grid
     start: int = 0  # bisect: the first point tried
-    gallop: int = 10  # bisect: above the highest 'no' with no 'yes' known, step up this many points ...
+    gallop: int = 5  # bisect: above the highest 'no' with no 'yes' known, step up this many points ...
     gallop_near: int = 3  # ... or, once any transition has been seen, this many (the constants sit close together),
-    # growing by a third of the distance from the lowest 'yes' (so a far transition is still reached in few steps)
+    # growing by a third of the distance from the lowest 'yes' (so a far transition is still reached in few steps),
+    # but never more than gallop: every question is probed at least every gallop points below its constant
+    close: float = 0.01  # bisect: a 'no' below a constant with margin > -close has its grid neighbours trained; 0: off
     barrier: bool = True  # is c_barrier wanted at all
     done: dict[int, Answers] = field(default_factory=dict)
     margins: dict[int, Margins] = field(default_factory=dict)
@@ -66,7 +80,19 @@ class Ledger:
     def complete(self) -> bool:
         if self.mode == "grid":
             return not self._grid_remaining()
-        return not any(self.is_open(q) for q in self.questions())
+        return not any(self.is_open(q) or self.close_calls(q) for q in self.questions())
+
+    def close_calls(self, q: str) -> list[int]:
+        """Unanswered grid neighbours of the close-call 'no's below q's constant: a noisy 'yes' sits next to them."""
+        if not self.close:
+            return []
+        hi = self.bracket(q)[1]
+        calls = [k for k, m in self.margins.items() if k < hi and m[q] is not None and -self.close < m[q] <= 0
+                 and self.done[k][q] is False]  # fmt: skip
+        return sorted({n for k in calls for n in (k - 1, k + 1) if 0 <= n < hi and self._unanswered(n, q)})
+
+    def _unanswered(self, k: int, q: str) -> bool:
+        return self.done.get(k, {}).get(q) is None
 
     def first_divergence(self) -> int:
         return self.bracket("max")[1]
@@ -109,8 +135,9 @@ class Ledger:
             crossing = self.crossing(q) if mine else None
             gaps += mine
             probes += [self._probe(a, b, crossing, lowest_yes) for a, b in mine]
-        if not gaps:
-            return None
+        if not gaps:  # the brackets are closed: the close calls' neighbours, lowest first
+            calls = sorted({k for q in self.questions() for k in self.close_calls(q)} - self.pending)
+            return calls[0] if calls else None
 
         def information(k: int) -> float:  # brackets often overlap: one trial can halve several at once
             return sum(math.log2(b - a) for a, b in gaps if a < k < b)
@@ -120,7 +147,7 @@ class Ledger:
     def _probe(self, a: int, b: int, crossing: tuple[float, bool] | None, lowest_yes: int | None) -> int:
         """The point to try in the open gap (a, b): the grid point nearest the margins' zero crossing when it lies in
         the gap, else the midpoint, or (no 'yes' above yet) a gallop step up from the last 'no'."""
-        step = self.gallop if lowest_yes is None else max(self.gallop_near, (a - lowest_yes) // 3)
+        step = self.gallop if lowest_yes is None else min(self.gallop, max(self.gallop_near, (a - lowest_yes) // 3))
         fallback = min(a + step, b - 1) if b == self.n_points and a >= 0 else (a + b) // 2
         if crossing is None or not a < crossing[0] <= b:
             return fallback
@@ -133,7 +160,7 @@ class Ledger:
         """What a trial at k must measure; None if k can no longer change any answer."""
         if self.mode == "grid":
             return Plan(k, sharpness=True, barrier=self.barrier) if k in self._grid_remaining() else None
-        inside = {q: self.bracket(q)[0] < k < self.bracket(q)[1] for q in self.questions()}
+        inside = {q: self.bracket(q)[0] < k < self.bracket(q)[1] or k in self.close_calls(q) for q in self.questions()}
         if not any(inside.values()):
             return None
         return Plan(k, sharpness=inside["sharp"], barrier=inside.get("barrier", False))
@@ -161,3 +188,30 @@ class Ledger:
                 result[f"c_{q}"] = 2.0 ** x_of(hi) if hi < self.n_points else nan
         divergence = self.first_divergence()
         return censor(result, 2.0 ** x_of(divergence) if divergence < self.n_points else nan)
+
+
+Trial = tuple[Answers, Margins]
+
+
+def measured_trial(loss_ratio: np.ndarray, sharpness_ratio: np.ndarray, losses: np.ndarray, barrier: float, eps: float) -> Trial:
+    """A fully measured run's (answers, margins) as a search's trial would record them: the sharpness stops being
+    measured at its first increase (`sharpness_until`), so its margin is that of the first ratio above the threshold."""
+    rises = np.flatnonzero(increased(np.asarray(sharpness_ratio[1:], dtype=float)[:, None], eps))
+    sharpness_ratio = sharpness_ratio[: rises[0] + 2] if rises.size else sharpness_ratio
+    answers = trial_answers(loss_ratio, sharpness_ratio, losses, barrier, eps)
+    return answers, trial_margins(loss_ratio, sharpness_ratio, answers["max"], eps)
+
+
+def replay(ledger: Ledger, trials: dict[int, Trial]) -> Ledger:
+    """Drive `ledger` to completion on recorded answers (every point of a grid scan, as a search would have measured
+    it): runs are deterministic, so this trains exactly the points a real search would. Points above the recorded
+    ones diverged (the grid scan stops at its first divergence); what a trial's plan does not measure is dropped."""
+    diverged: Trial = (dict.fromkeys(QUESTIONS, True), {})
+    while not ledger.complete:
+        k = ledger.next_point()
+        plan = ledger.plan(k)
+        answers, margins = trials.get(k, diverged)
+        answers = {**answers, "sharp": answers["sharp"] if plan.sharpness else None,
+                   "barrier": answers["barrier"] if plan.barrier else None}  # fmt: skip
+        ledger.record(k, answers, {**margins, "sharp": margins.get("sharp") if plan.sharpness else None})
+    return ledger
