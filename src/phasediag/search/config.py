@@ -123,7 +123,8 @@ class SearchConfig:
 
     def identity(self) -> dict[str, Any]:
         """What defines the search (and so its study): not c, not where or how many workers run it."""
-        run = {k: v for k, v in self.run.params().items() if k != "c"}
+        # the preset is left out: the values it resolved to are in, so `--preset paper` resumes the default's study
+        run = {k: v for k, v in self.run.params().items() if k not in ("c", "preset")}
         return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
                 "x_start": self.start_x, "gallop": self.gallop, "gallop_near": self.gallop_near, "close": self.close,
                 "eps": self.sharp_eps}  # fmt: skip
