@@ -12,8 +12,8 @@ exactly the constants that `phasediag search` with the same initialisation does)
 <out>/<setting>-s<seed>.json, so other search settings are compared without training again.
 
 The summary gives, per setting and constant, the seeds on which the search found the grid's value (within 0.1 in
-log2 c, or NaN on both); each disagreement with the answer sequence that caused it and whether the search flagged
-the seed (`non_monotone`, reported on its parent run) or not (silent); and the runs and wall time of each protocol
+log2 c, or NaN on both); the seeds whose scan has non-monotone answers (a 'yes' below a 'no'); each disagreement
+with the answer sequence that caused it and whether the search flagged the seed (`non_monotone`, reported on its parent run) or not (silent); and the runs and wall time of each protocol
 (the search's wall: the scan's time of the points it trains, an upper bound since a search measures less there).
 """
 
@@ -80,6 +80,11 @@ def compare(saved: dict, search: SearchConfig) -> dict:
     }  # fmt: skip
 
 
+def non_monotone(sequence: str) -> bool:
+    """A 'yes' below a 'no' in a scan's answers: what the search may not see."""
+    return "y" in sequence and "n" in sequence[sequence.index("y") :]
+
+
 def same(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
@@ -97,8 +102,8 @@ def summary(folder: str, search: SearchConfig) -> str:
         config = SearchConfig(search.run, x_min=saved["x_min"], x_max=saved["x_max"], resolution=saved["resolution"],
                               x_start=search.x_start, gallop=search.gallop, gallop_near=search.gallop_near, close=search.close)  # fmt: skip
         by_setting.setdefault(setting, []).append((int(seed), compare(saved, config)))
-    lines = ["| setting | seeds | " + " | ".join(CONSTANTS) + " | seeds flagged | runs search / grid | wall s search / grid |",
-             "|---" * (len(CONSTANTS) + 5) + "|"]  # fmt: skip
+    lines = ["| setting | seeds | " + " | ".join(CONSTANTS) + " | seeds with non-monotone answers | seeds flagged | "
+             "runs search / grid | wall s search / grid |", "|---" * (len(CONSTANTS) + 6) + "|"]  # fmt: skip
     notes = []
     for setting, rows in by_setting.items():
         cells = []
@@ -114,10 +119,14 @@ def summary(folder: str, search: SearchConfig) -> str:
                              f"answers from x_min: {r['sequences'][q]}; search trained k = {r['trained']}")  # fmt: skip
             cells.append(f"{agree}/{len(rows)}")
         flagged = sum(bool(r["non_monotone"]) for _, r in rows)
+        seen = [(seed, q) for seed, r in rows for q in QUESTIONS if non_monotone(r["sequences"][q])]
+        notes += [f"{setting} seed {seed}: non-monotone {q} answers {r['sequences'][q]} "
+                  f"({'flagged' if q in r['non_monotone'] else 'not flagged'})" for seed, r in rows for q in QUESTIONS
+                  if non_monotone(r["sequences"][q])]  # fmt: skip
         runs = [sum(r[f"{m}_runs"] for _, r in rows) for m in ("search", "grid")]
         walls = [sum(r[f"{m}_seconds"] for _, r in rows) for m in ("search", "grid")]
-        lines.append(f"| {setting} | {len(rows)} | {' | '.join(cells)} | {flagged} | {runs[0]} / {runs[1]} ({runs[0] / runs[1]:.3f}) "
-                     f"| {walls[0]:.0f} / {walls[1]:.0f} |")  # fmt: skip
+        lines.append(f"| {setting} | {len(rows)} | {' | '.join(cells)} | {len({seed for seed, _ in seen})} | {flagged} "
+                     f"| {runs[0]} / {runs[1]} ({runs[0] / runs[1]:.3f}) | {walls[0]:.0f} / {walls[1]:.0f} |")  # fmt: skip
     return "\n".join(lines + [""] + notes)
 
 

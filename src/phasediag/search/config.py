@@ -40,7 +40,7 @@ class SearchConfig:
     x_start: float | None = None
     """bisect: the first x = log2 c tried; null = x_min, a coarse upward pass from the bottom of the grid that sees a
     'yes' below c = 2 (1: c = 2, the faster option, cannot; docs/agreement.md)"""
-    gallop: float = 0.5
+    gallop: float = 1.0
     """bisect: step in x = log2 c upward from the highest 'no' while no 'yes' is known above it; no step below a
     constant is ever larger, so a 'yes' window at least this wide is always seen"""
     gallop_near: float = 0.3

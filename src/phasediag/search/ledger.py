@@ -45,7 +45,7 @@ class Ledger:
     n_points: int  # grid points k = 0 .. n_points - 1
     mode: str = "bisect"  # bisect | grid
     start: int = 0  # bisect: the first point tried
-    gallop: int = 5  # bisect: above the highest 'no' with no 'yes' known, step up this many points ...
+    gallop: int = 10  # bisect: above the highest 'no' with no 'yes' known, step up this many points ...
     gallop_near: int = 3  # ... or, once any transition has been seen, this many (the constants sit close together),
     # growing by a third of the distance from the lowest 'yes' (so a far transition is still reached in few steps),
     # but never more than gallop: every question is probed at least every gallop points below its constant
