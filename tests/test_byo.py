@@ -288,10 +288,10 @@ def test_the_example_mixer_has_an_output_of_order_one():
             assert 0.01 < net(x).pow(2).mean().item() < 10
 
 
-def test_a_search_of_a_custom_model_on_custom_data_logs_the_tags_on_parent_and_children(store):
-    config = SearchConfig(run=tiny(experiment="byo-search"), x_max=6)
+def test_a_batched_search_of_a_custom_model_on_custom_data_logs_the_tags_on_parent_and_children(store):
+    config = SearchConfig(run=tiny(experiment="byo-search"), x_max=6, batch_c=2)
     result = search(config)
-    assert all(math.isfinite(result.constants[name]) for name in ("c_loss", "c_max"))
+    assert result.batch_c == 2 and all(math.isfinite(result.constants[name]) for name in ("c_loss", "c_max"))
     found = runs_of(store, "byo-search")
     assert len(found) == result.n_runs + 1
     assert {r.data.tags[tracking.MODEL_TAG] for r in found} == {f"{MODELS}:small"}
