@@ -280,7 +280,10 @@ def test_large_output_warns_once_and_run_logs_it_with_the_tags(store, user_folde
     assert '"examples": 96' in dataset.dataset.profile and len(dataset.dataset.digest) == 16
 
 
-def test_the_example_mixer_has_an_output_of_order_one():
+def test_the_examples_mixer_has_an_output_of_order_one_and_teacher_loads(monkeypatch):
+    monkeypatch.chdir(REPO)  # the working folder is importable: examples/ is found there
+    x, y = data.load("examples.data:teacher", standardization="none")
+    assert x.shape == (4096, 32) and y.shape == (4096, 4) and math.isclose(y.std().item(), 1.0, rel_tol=1e-5)
     for width in (16, 64):
         net = build_model("examples.models:mixer", 2, width, in_shape=(1, 28, 28), num_classes=10, seed=0)
         x = data.standardize(torch.rand(256, 1, 28, 28))
