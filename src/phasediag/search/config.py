@@ -42,13 +42,13 @@ class SearchConfig:
     'yes' below c = 2 (1: c = 2, the faster option, cannot; docs/agreement.md)"""
     gallop: float = 1.0
     """bisect: step in x = log2 c upward from the highest 'no' while no 'yes' is known above it; no step below a
-    constant is ever larger, so a 'yes' window at least this wide is always seen"""
+    constant is ever larger, so a 'yes' window at least this wide is always seen (0.5: narrower ones, 4-5 more runs)"""
     gallop_near: float = 0.3
     """bisect: the same step once any transition has been seen (the constants sit close together)"""
-    eps: float | None = None
     close: float = 0.01
     """bisect: a 'no' below a constant whose loss or sharpness ratio rounded to 1.00 (margin, the log of the largest
     ratio over its threshold, above -close) has its untrained grid neighbours trained too; 0 = off"""
+    eps: float | None = None
     """c_sharp threshold: an increase is lambda_t / lambda_0 > 1 + eps; null = 0, or 0.05 for centered / zero_readout"""
     storage: str | None = None
     """Optuna storage URL (the search's ledger, resumed by a re-run): sqlite:///FILE, postgresql+psycopg2://USER@HOST:PORT/DB
