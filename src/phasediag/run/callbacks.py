@@ -186,6 +186,21 @@ class DivergenceStop(L.Callback):
             trainer.should_stop = True
 
 
+def coarse_to_fine(n: int) -> list[int]:
+    """0, n - 1, then the midpoints of ever finer halvings of [0, n - 1]: every index once, so that a barrier of any
+    width is met after about (n - 1) / width evaluations."""
+    if n < 2:
+        return list(range(n))
+    order, intervals = [0, n - 1], deque([(0, n - 1)])
+    while intervals:
+        a, b = intervals.popleft()
+        if b - a >= 2:
+            middle = (a + b) // 2
+            order.append(middle)
+            intervals += [(a, middle), (middle, b)]
+    return order
+
+
 def interpolated_losses(
     model: torch.nn.Module, start: dict[str, torch.Tensor], loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
     grid: np.ndarray, stop_at_barrier: bool = False,
@@ -201,21 +216,6 @@ def interpolated_losses(
     end = {name: p.detach().clone() for name, p in model.named_parameters()}
     probe = copy.deepcopy(model).to(inputs.device)  # after Trainer.fit the model may be back on the CPU, the data not
     chunks = list(zip(inputs.split(EVAL_CHUNK), targets.split(EVAL_CHUNK)))
-
-def coarse_to_fine(n: int) -> list[int]:
-    """0, n - 1, then the midpoints of ever finer halvings of [0, n - 1]: every index once, so that a barrier of any
-    width is met after about (n - 1) / width evaluations."""
-    if n < 2:
-        return list(range(n))
-    order, intervals = [0, n - 1], deque([(0, n - 1)])
-    while intervals:
-        a, b = intervals.popleft()
-        if b - a >= 2:
-            middle = (a + b) // 2
-            order.append(middle)
-            intervals += [(a, middle), (middle, b)]
-    return order
-
 
     def place(s: float) -> None:
         for name, p in probe.named_parameters():
@@ -267,8 +267,10 @@ class Barrier(L.Callback):
         self.measurements = measurements
         self.divergence = divergence
         self.initial = initial
+        self.full_curve = full_curve
         self.value: float | None = None
         self.curve: np.ndarray | None = None
+        self.points = 0
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.divergence.diverged:
@@ -285,5 +287,3 @@ def barrier_from(
     m = measurements
     curve = interpolated_losses(model, initial, m.loss_fn, m.loss_inputs, m.loss_targets, Barrier.GRID, stop_at_barrier=not full_curve)
     return float(np.max(curve) - curve[0]), curve if full_curve else None, int(np.count_nonzero(curve != -np.inf))
-        self.full_curve = full_curve
-        self.points = 0

@@ -78,6 +78,7 @@ class RunResult:
         }
         if self.barrier is not None:
             metrics["barrier"] = self.barrier if math.isfinite(self.barrier) else 1e300
+            metrics["barrier_points"] = float(self.barrier_points)
         return {k: v for k, v in metrics.items() if not math.isnan(v)}
 
 
@@ -85,7 +86,6 @@ def initialize(config: RunConfig) -> Initialization:
     data = EarlyTrainingData(
         config.dataset, config.data_dir, config.subset, config.data_seed, config.batch_size, config.measure_size,
         config.download, config.standardize,
-            metrics["barrier_points"] = float(self.barrier_points)
     )
     device = device_for(config.accelerator)
     model = build_model(
@@ -125,12 +125,14 @@ def train(
     sharpness: bool = True,
     sharpness_until: float | None = None,
     barrier: bool | None = None,
+    full_barrier: bool = True,
     measure_at: Callable[[int], bool] | None = None,
 ) -> RunResult:
     """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0: the loss on the training set (or, with
     loss_set=measure, on the measurement set) on config.loss_schedule, the sharpness on the measurement set.
 
     `measure_at(t)`: the steps t >= 1 at which the sharpness is measured, instead of config.schedule.
+    `full_barrier`: the whole interpolation curve (for figures); False: only until the barrier shows (`Barrier`).
     """
     config = init.config
     eta = c / init.lambda0.value
@@ -151,14 +153,12 @@ def train(
         callbacks.append(Barrier(measurements, divergence, init.initial_state, full_barrier))
     fit(init, module, callbacks)
     result = RunResult(
-    full_barrier: bool = True,
         c=c, eta=eta, history=measurements.history(eta), diverged=divergence.diverged, hvps=measurements.hvps,
         final_state={k: v.detach().cpu() for k, v in module.model.state_dict().items()},
     )  # fmt: skip
     if wants_barrier:
         result.barrier, result.barrier_curve, result.barrier_points = callbacks[-1].value, callbacks[-1].curve, callbacks[-1].points
     return result
-    `full_barrier`: the whole interpolation curve (for figures); False: only until the barrier shows (`Barrier`).
 
 
 def fit(init: Initialization, module: L.LightningModule, callbacks: list[L.Callback] | None = None) -> None:
