@@ -6,6 +6,8 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 FMNIST_RAW := data/FashionMNIST/raw/train-images-idx3-ubyte
+# Where phasediag looks for datasets when no --data_dir is given (docs/cli.md): here, the clone's data/ (`make data`).
+export PHASEDIAG_DATA ?= $(CURDIR)/data
 DEMO  := out/demo
 # The demo's tracking store and Optuna storage live in out/demo, apart from your own mlruns.db.
 DEMO_ENV := MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/$(DEMO)/mlruns.db

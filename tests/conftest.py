@@ -34,6 +34,8 @@ def history(uri: str, run_id: str, metric: str) -> list[float]:
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The default data folder of every test and its subprocesses: the clone's data/ (`make data`), not ~/.cache.
+os.environ.setdefault("PHASEDIAG_DATA", os.path.join(REPO, "data"))
 TINY = Path(REPO) / "sweeps" / "tiny.yaml"
 PHASEDIAG = str(Path(sys.executable).parent / "phasediag")
 

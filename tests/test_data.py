@@ -207,12 +207,19 @@ def test_prepare_fashion_mnist_gunzips_atomically_and_is_idempotent(tmp_path):
 
 
 @pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.exists(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_real_fashion_mnist_subset(tmp_path):
-    inputs, targets = data.load("fashion_mnist", root=str(tmp_path), subset=100)
+def test_real_fashion_mnist_subset_in_the_default_data_folder(tmp_path, monkeypatch):
+    """The default folder ($PHASEDIAG_DATA here) gets Debian's copy on first use; a folder the user names does not."""
+    monkeypatch.setenv("PHASEDIAG_DATA", str(tmp_path))
+    inputs, targets = data.load("fashion_mnist", subset=100)
     assert inputs.shape == (100, 1, 28, 28) and targets.shape == (100, 10)
     assert torch.all(targets.sum(1) == 1)
     assert torch.allclose(inputs.flatten(1).mean(1), torch.zeros(100), atol=1e-5)
     assert not list((tmp_path / "FashionMNIST" / "raw").glob("*.tmp"))
+    named = tmp_path / "named"
+    named.mkdir()
+    with pytest.raises(data.DataError, match=f"phasediag data --data_dir {named}"):
+        data.load("fashion_mnist", root=str(named))
+    assert not list(named.iterdir())
 
 
 def _check_missing_message(error: data.DataError, folder: Path, missing: list[str], present: list[str] = ()):
@@ -260,7 +267,7 @@ def test_fashion_mnist_missing_files(tmp_path, monkeypatch):
         data.load("fashion_mnist", root=str(tmp_path / "root"))
     _check_missing_message(info.value, tmp_path / "root" / "FashionMNIST" / "raw", list(data.IDX_FILES))
     assert "dataset-fashion-mnist" in str(info.value)
-    assert not list((tmp_path / "root" / "FashionMNIST" / "raw").iterdir())
+    assert not (tmp_path / "root").exists()  # nothing created
 
 
 # ---------------------------------------------------------------- EarlyTrainingData

@@ -106,8 +106,9 @@ def test_divergence_is_a_result(store, capsys):
         (["--output", "big"], ["output='big'", "centered"]),
         (["--dataset", "imagenet"], ["dataset='imagenet'", "fashion_mnist"]),
         (["--measure_examples", "1000"], ["measure_examples=1000", "128"]),
-        (["--dataset", "mnist", "--data_dir", "nowhere"], ["mnist", "train-images-idx3-ubyte", "nowhere"]),
-        (["--dataset", "cifar10", "--data_dir", "nowhere"], ["cifar10", "data_batch_1", "nowhere"]),
+        (["--dataset", "mnist", "--data_dir", "."], ["mnist", "train-images-idx3-ubyte", "MNIST/raw"]),
+        (["--dataset", "cifar10", "--data_dir", "."], ["cifar10", "data_batch_1", "cifar-10-batches-py"]),
+        (["--dataset", "mnist", "--data_dir", "nowhere"], ["data_dir='nowhere'", "no such folder"]),
     ],
 )
 def test_bad_input_fails_fast_with_one_line_and_no_run(store, capsys, argv, words):

@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phasediag.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default=",".join(key for key, _, _ in SECTIONS),
                         help="comma-separated section letters to run (default: all)")
-    parser.add_argument("--data_dir", default="data", help="where Fashion-MNIST is (as for `phasediag data`)")
+    parser.add_argument("--data_dir", default=None, help="where Fashion-MNIST is (as for `phasediag data`)")
     args = parser.parse_args(argv)
     logs.configure()
     wanted = {s.strip().upper() for s in args.sections.split(",")}

@@ -15,7 +15,7 @@ from phasediag.reports.config import (
     UVConfig, UVFiguresConfig,
 )  # fmt: skip
 from phasediag import api, guide
-from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, normalize_argv, one_line, resolve
+from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, data_folder, normalize_argv, one_line, resolve
 from phasediag.search.config import SearchConfig, SweepOptions
 
 COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {}
@@ -132,8 +132,9 @@ def uv_figures_command(config: UVFiguresConfig) -> int:
 def data_command(config: DataConfig) -> int:
     from phasediag.run import data
 
+    raw = data.prepare_fashion_mnist(data_folder(config.data_dir))  # the one command that creates a named folder
     data.load("fashion_mnist", config.data_dir)
-    print(f"Fashion-MNIST ready in {Path(config.data_dir, 'FashionMNIST', 'raw').resolve()}")
+    print(f"Fashion-MNIST ready in {raw.resolve()}")
     return 0
 
 

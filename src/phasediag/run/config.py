@@ -10,6 +10,7 @@ import functools
 import math
 import os
 import re
+import tempfile
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -82,8 +83,36 @@ def check_out(name: str, folder: str | None) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{name}={folder!r} is not allowed: it is an existing file, give a folder")
     existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if not existing.is_dir() or not _writable(existing):
         raise ConfigError(f"{name}={folder!r} is not allowed: {existing} is not a writable folder")
+
+
+def _writable(folder: Path) -> bool:
+    """A folder really can be written: a probe folder is made and removed (os.access says yes to root even on /proc)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".phasediag-probe-"))
+    except OSError:
+        return False
+    return True
+
+
+FILE_DATASETS = ("fashion_mnist", "mnist", "cifar10")  # read from files in data_dir
+
+
+def data_folder(data_dir: str | None) -> Path:
+    """Where the datasets are: data_dir, else $PHASEDIAG_DATA, else the user's cache folder (~/.cache/phasediag)."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get("PHASEDIAG_DATA"):
+        return Path(os.environ["PHASEDIAG_DATA"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "phasediag"
+
+
+def check_data_dir(data_dir: str) -> None:
+    """A data folder the user named exists: a typo is never created (nor filled with a dataset copy)."""
+    if not Path(data_dir).expanduser().is_dir():
+        raise ConfigError(f"data_dir={data_dir!r} is not allowed: no such folder; give an existing one, run `phasediag "
+                          f"data --data_dir {data_dir}` to copy Debian's Fashion-MNIST there, or pass --download true")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -150,8 +179,9 @@ class RunConfig:
     """where to train: auto (a GPU if there is one), cpu or gpu"""
     log_checkpoints: bool = True
     """log theta_0 and theta_T as MLflow artifacts (checkpoints/initial.pt, final.pt)"""
-    data_dir: str = "data"
-    """folder that holds the datasets"""
+    data_dir: str | None = None
+    """folder that holds the datasets; null = $PHASEDIAG_DATA, else ~/.cache/phasediag; a folder you name must exist
+    (unless --download true)"""
     download: bool = False
     """let torchvision download a missing dataset (needs the network)"""
     loss_set: LossSet = "train"
@@ -197,6 +227,8 @@ class RunConfig:
                                   "unscaled output only")  # fmt: skip
         if not self.experiment:
             raise ConfigError("experiment='' is not allowed: give a name")
+        if self.data_dir is not None and self.dataset in FILE_DATASETS and not self.download:
+            check_data_dir(self.data_dir)
         if self.accelerator == "gpu":
             import torch  # only when a GPU is asked for: the check needs CUDA
 
@@ -451,5 +483,5 @@ def parse(cls: type, values: Mapping[str, Any]) -> Any:
 class DataConfig:
     """Prepare the offline Fashion-MNIST copy from Debian's dataset-fashion-mnist package."""
 
-    data_dir: str = RunConfig.data_dir
-    """folder that holds the datasets"""
+    data_dir: str | None = None
+    """the folder to copy Fashion-MNIST into (created if missing); null = $PHASEDIAG_DATA, else ~/.cache/phasediag"""

@@ -4,6 +4,7 @@ measurement set (identical for every c, so a search varies only c)."""
 import functools
 import gzip
 import math
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 from torchvision import datasets as tv
 
 from phasediag.imports import is_import_path
-from phasediag.run.config import ConfigError, RunConfig
+from phasediag.run.config import ConfigError, RunConfig, data_folder
 from phasediag.run.user_data import load_user_data
 from phasediag.vocabulary import DATASETS
 
@@ -32,15 +33,17 @@ class DataError(ConfigError, FileNotFoundError):
 
 
 def prepare_fashion_mnist(root: Path | str, source: Path | str | None = None) -> Path:
-    """Gunzip Debian's Fashion-MNIST IDX files into root/FashionMNIST/raw, where torchvision looks."""
+    """Gunzip Debian's Fashion-MNIST IDX files into root/FashionMNIST/raw, where torchvision looks (nothing is
+    created where Debian's package is missing)."""
     source = Path(DEBIAN_FASHION_MNIST if source is None else source)  # looked up at call time
     raw = Path(root) / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     for name in IDX_FILES:
         if not (raw / name).exists() and (source / f"{name}.gz").exists():
-            with gzip.open(source / f"{name}.gz", "rb") as packed, open(raw / f"{name}.tmp", "wb") as plain:
+            raw.mkdir(parents=True, exist_ok=True)
+            partial = raw / f"{name}.{os.getpid()}.tmp"  # processes preparing the cache at once write apart
+            with gzip.open(source / f"{name}.gz", "rb") as packed, open(partial, "wb") as plain:
                 shutil.copyfileobj(packed, plain)
-            (raw / f"{name}.tmp").rename(raw / name)  # never leave a half-written file behind
+            partial.rename(raw / name)  # never leave a half-written file behind
     return raw
 
 
@@ -63,7 +66,8 @@ class _CIFAR10(tv.CIFAR10):
 def _source(name: str, root: Path) -> tuple[type, Path, tuple[str, ...], str]:
     """torchvision class, folder, files and how to get them, of a downloadable dataset."""
     if name == "fashion_mnist":
-        how = "install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --download true"
+        how = (f"install Debian's package dataset-fashion-mnist and run `phasediag data --data_dir {root}`, or pass "
+               "--download true")  # fmt: skip
         return tv.FashionMNIST, root / "FashionMNIST" / "raw", IDX_FILES, how
     if name == "mnist":
         return tv.MNIST, root / "MNIST" / "raw", IDX_FILES, "copy the MNIST IDX files there (gunzipped) or pass --download true on a machine with network"
@@ -86,10 +90,12 @@ def idx_length(path: Path) -> int:
     return shape[0]
 
 
-def _files_ready(name: str, root: Path, download: bool) -> bool:
+def _files_ready(name: str, data_dir: str | None, download: bool) -> bool:
     """True when the dataset's files are all there (IDX files whole); False when missing and a download may fetch
-    them; DataError otherwise."""
-    if name == "fashion_mnist":
+    them; DataError otherwise. The default data folder gets Debian's Fashion-MNIST copied in; a folder the user
+    named only by `phasediag data`."""
+    root = data_folder(data_dir)
+    if name == "fashion_mnist" and data_dir is None:
         prepare_fashion_mnist(root)
     _, folder, names, how = _source(name, root)
     missing = _missing(folder, names)
@@ -101,8 +107,9 @@ def _files_ready(name: str, root: Path, download: bool) -> bool:
     return not missing
 
 
-def _torchvision_dataset(name: str, root: Path, download: bool) -> tv.VisionDataset:
-    _files_ready(name, root, download)
+def _torchvision_dataset(name: str, data_dir: str | None, download: bool) -> tv.VisionDataset:
+    _files_ready(name, data_dir, download)
+    root = data_folder(data_dir)
     cls, folder, _, _ = _source(name, root)
     try:
         return cls(str(root), train=True, download=download)
@@ -111,7 +118,7 @@ def _torchvision_dataset(name: str, root: Path, download: bool) -> tv.VisionData
                         f"{str(error)[:200]}): delete the files and prepare the dataset again") from None  # fmt: skip
 
 
-def train_size(name: str, root: str = "data", download: bool = False) -> int | None:
+def train_size(name: str, root: str | None = None, download: bool = False) -> int | None:
     """The number of training examples, from the file headers (nothing is loaded); None when the files are
     missing and may be downloaded. DataError when they are missing or truncated."""
     if name == "uv":
@@ -120,11 +127,11 @@ def train_size(name: str, root: str = "data", download: bool = False) -> int | N
         return len(load_user_data(name)[0])
     if name.startswith("synthetic"):
         return _parse_synthetic(name)[1]
-    if not _files_ready(name, Path(root), download):
+    if not _files_ready(name, root, download):
         return None
     if name == "cifar10":
         return CIFAR10_TRAIN_SIZE
-    folder = _source(name, Path(root))[1]
+    folder = _source(name, data_folder(root))[1]
     images, labels = idx_length(folder / IDX_FILES[0]), idx_length(folder / IDX_FILES[1])
     if images != labels:
         raise DataError(f"{folder / IDX_FILES[0]} holds {images} images but {IDX_FILES[1]} {labels} labels")
@@ -188,7 +195,7 @@ def _parse_synthetic(name: str) -> tuple[tuple[int, ...], int]:
 
 
 @functools.lru_cache(maxsize=4)
-def load(name: str, root: str = "data", subset: int = 0, download: bool = False,
+def load(name: str, root: str | None = None, subset: int = 0, download: bool = False,
          standardization: str = "per_image") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Training inputs (N x C x H x W for images; standardized per image unless standardization='none') and targets
     (N x classes, one-hot; your own data's float targets as given). Cached per process."""
@@ -200,7 +207,7 @@ def load(name: str, root: str = "data", subset: int = 0, download: bool = False,
         if name.startswith("synthetic"):
             inputs, labels = synthetic(*_parse_synthetic(name))
         else:
-            inputs, labels = _images_and_labels(_torchvision_dataset(name, Path(root), download))
+            inputs, labels = _images_and_labels(_torchvision_dataset(name, root, download))
         targets = F.one_hot(labels, NUM_CLASSES).float()
     if subset:
         inputs, targets = inputs[:subset], targets[:subset]
@@ -213,7 +220,7 @@ class EarlyTrainingData(L.LightningDataModule):
     def __init__(
         self,
         dataset: str,
-        root: str = "data",
+        root: str | None = None,
         subset: int = 0,
         seed: int = 0,
         batch_size: int = 512,

@@ -18,7 +18,7 @@ from phasediag.physics import hessian
 from phasediag import signals, tracking
 from phasediag.imports import is_import_path, source_digest, source_file
 from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, StopOnSignal, measure_schedule, warn_unconverged
-from phasediag.run.config import RunConfig
+from phasediag.run.config import RunConfig, data_folder
 from phasediag.run.data import EarlyTrainingData, is_user_data
 from phasediag.physics.losses import LOSSES
 from phasediag.models import build_model
@@ -202,7 +202,7 @@ def log_inputs(run_id: str, init: Initialization, checkpoints: bool) -> None:
     digest = hashlib.sha256(data.inputs.numpy().tobytes() + data.targets.numpy().tobytes()).hexdigest()[:16]
     profile = {"examples": len(data.inputs), "subset": config.subset, "measure_examples": len(data.measurement_index),
                "standardize": config.standardize}  # fmt: skip
-    source = source_file(config.dataset) if is_user_data(config.dataset) else config.data_dir
+    source = source_file(config.dataset) if is_user_data(config.dataset) else data_folder(config.data_dir)
     tracking.log_dataset(run_id, config.dataset, digest, str(source), profile)
     log_initial_network(run_id, init)
     if checkpoints:
