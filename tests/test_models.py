@@ -299,7 +299,7 @@ UV = dict(BASE, arch="uv", depth=2, in_shape=(1,), num_classes=1)
     (dict(BASE, depth=2.5), "depth=2.5"),
     (dict(BASE, width=0), "width=0"),
     (dict(BASE, width=True), "width=True"),
-    (dict(BASE, param="mup"), "param='mup'"),
+    (dict(BASE, param="mu"), "param='mu'"),
     (dict(BASE, output="shifted"), "output='shifted'"),
     (dict(BASE, num_classes=0), "num_classes=0"),
     (dict(BASE, in_shape=()), "in_shape=()"),

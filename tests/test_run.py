@@ -102,7 +102,7 @@ def test_divergence_is_a_result(store, capsys):
         (["--c", "-1"], ["c=-1.0"]),
         (["--steps", "0"], ["steps=0"]),
         (["--loss", "hinge"], ["loss='hinge'", "mse"]),
-        (["--param", "mup"], ["param='mup'", "ntp"]),
+        (["--param", "mu"], ["param='mu'", "ntp, mup"]),
         (["--output", "big"], ["output='big'", "centered"]),
         (["--dataset", "imagenet"], ["dataset='imagenet'", "fashion_mnist"]),
         (["--measure_examples", "1000"], ["measure_examples=1000", "128"]),

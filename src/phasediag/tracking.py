@@ -54,6 +54,9 @@ HISTORY_METRICS = (
     "sharpness_residual",
     "accuracy",
 )
+# adam and adamw runs: lambda_t is the pre-conditioned sharpness lambda_max(P_t^-1 H_t), logged under its own names
+PRECONDITIONED_HISTORY_METRICS = tuple(name.replace("sharpness", "preconditioned_sharpness") for name in HISTORY_METRICS
+                                       if "sharpness" in name)  # fmt: skip
 
 
 class TrackingError(ConfigError, RuntimeError):
@@ -380,13 +383,14 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> Non
 
 
 def log_history(run_id: str, history: pd.DataFrame) -> None:
-    """Every column of HISTORY_METRICS present in `history` (index = step), NaNs skipped, in batches of 1000."""
+    """Every column of HISTORY_METRICS (and PRECONDITIONED_HISTORY_METRICS) present in `history` (index = step), NaNs
+    skipped, in batches of 1000."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = [
         Metric(name, float(value), now, int(step))
-        for name in HISTORY_METRICS
+        for name in (*HISTORY_METRICS, *PRECONDITIONED_HISTORY_METRICS)
         if name in history
         for step, value in history[name].dropna().items()
     ]
@@ -563,7 +567,8 @@ def _runs_frame(experiment: str, filter_string: str, metrics: tuple[str, ...], f
             frame[name] = pd.Series(dtype=object)
     params = sorted(c for c in frame.columns if c.startswith("params."))
     # run-level metrics only: the last value of a per-step history is not a property of the run
-    extra_metrics = sorted(c for c in frame.columns if c.startswith("metrics.") and c[8:] not in (*metrics, *HISTORY_METRICS))
+    known = (*metrics, *HISTORY_METRICS, *PRECONDITIONED_HISTORY_METRICS)
+    extra_metrics = sorted(c for c in frame.columns if c.startswith("metrics.") and c[8:] not in known)
     metric_names = {*metrics, *(c[8:] for c in extra_metrics)}
     types_ = _param_types()
     out = frame[base].copy()

@@ -4,7 +4,7 @@ use it declare the allowed values (the CLI lists and checks them from there), an
 from typing import Literal, get_args
 
 Arch = Literal["fcn", "cnn", "resnet", "uv"]  # the built-in models; `arch` also takes an import path module:factory
-Param = Literal["sp", "ntp"]  # standard or neural-tangent parameterisation
+Param = Literal["sp", "ntp", "mup"]  # standard, neural-tangent or maximal-update parameterisation (docs/optimizers.md)
 Output = Literal["plain", "centered", "zero_readout"]
 Loss = Literal["mse", "xent"]
 SharpnessMethod = Literal["lanczos", "power"]
@@ -15,11 +15,15 @@ Schedule = Literal["every_step", "paper"]
 LossSchedule = Literal["every_step", "paper", "with_sharpness"]
 SearchMode = Literal["bisect", "grid"]
 Constant = Literal["c_loss", "c_sharp", "c_max", "c_barrier"]  # the critical constants of one search
-DiagramAxis = Literal["auto", "width", "depth"]
+DiagramAxis = Literal["auto", "width", "depth", "warmup_steps", "init_scale"]  # a phase diagram's y axis
+WidthAxis = Literal["inverse", "log2"]  # a phase diagram's widths: 1/w (the paper) or w on a log2 axis
 DerivativeVariable = Literal["c", "log2c"]  # what Def. 4 differentiates in: c (the paper) or x = log2 c
 LossSet = Literal["train", "measure"]  # where L_t is measured: the training set (the paper) or the m examples
 Preset = Literal["tiny", "paper"]  # named sets of defaults (run.presets): a first try, or the paper's sizes
 Standardize = Literal["per_image", "none"]  # the inputs: each image to zero mean and unit std (the paper), or as given
+Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw"]  # sgd: the paper's plain SGD
+AdamV0 = Literal["gradient", "zero"]  # Adam's second moment at step 0: g_0^2 (Kalra & Barkeshli 2024) or 0 (plain)
+Init = Literal["normal", "orthogonal"]  # how weights are drawn: Gaussian, or orthogonal with the same variance
 
 ARCHS: tuple[str, ...] = get_args(Arch)
 PARAMS: tuple[str, ...] = get_args(Param)
@@ -38,6 +42,10 @@ PRESETS: tuple[str, ...] = get_args(Preset)
 DERIVATIVE_VARIABLES: tuple[str, ...] = get_args(DerivativeVariable)
 STANDARDIZE: tuple[str, ...] = get_args(Standardize)
 # 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), and dataset an import path module:loader, so
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+ADAM_V0S: tuple[str, ...] = get_args(AdamV0)
+INITS: tuple[str, ...] = get_args(Init)
+ADAPTIVE_OPTIMIZERS = ("adam", "adamw")  # their stability is set by the pre-conditioned sharpness
 # dataset is a str checked against these.
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic", "uv")
 ZERO_OUTPUTS = ("centered", "zero_readout")  # outputs that are 0 at initialisation

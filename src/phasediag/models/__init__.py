@@ -13,6 +13,7 @@ from phasediag.vocabulary import ARCHS, CNN_DEPTHS, OUTPUTS, PARAMS, RESNET_DEPT
 from .cnn import MyrtleCNN, pool_after
 from .custom import build_custom
 from .fcn import FCN, Dense
+from .init import draw_, redraw_
 from .resnet import ResNet
 from .uv import UV
 from .wrappers import Centered, Scaled, zero_readout_
@@ -23,8 +24,12 @@ __all__ = ["ARCHS", "OUTPUTS", "PARAMS", "CNN_DEPTHS", "RESNET_DEPTHS", "build_m
 
 def build_model(arch: str, depth: int, width: int, *, param: str = "sp", in_shape: tuple[int, ...],
                 num_classes: int, seed: int, bias: bool = False, output: str = "plain",
-                output_scale: float = 1.0, output_sigma: float | None = None) -> nn.Module:
+                output_scale: float = 1.0, output_sigma: float | None = None, init_scale: float = 2.0,
+                init: str = "normal") -> nn.Module:  # fmt: skip
     """A freshly initialised model, identical for a given seed whatever the global RNG state.
+
+    init_scale (sigma_w^2 of the ReLU layers) and init (normal or orthogonal) shape the draw of the fcn and cnn; a
+    factory's model, when either is not the default, has every Linear and Conv weight re-drawn (models.init.redraw_).
 
     arch is a built-in name or an import path "package.module:factory" (models.custom). in_shape is the shape of one
     example, e.g. (1, 28, 28) or (1,) for the uv model. The output is multiplied by
@@ -34,12 +39,14 @@ def build_model(arch: str, depth: int, width: int, *, param: str = "sp", in_shap
     _check(arch, depth, width, param, in_shape, num_classes, seed, output, output_scale, output_sigma, bias)
     if is_import_path(arch):
         net = build_custom(arch, int(depth), int(width), in_shape=in_shape, num_classes=int(num_classes), seed=int(seed))
+        if (init_scale, init) != (2.0, "normal"):
+            redraw_(net, init_scale, init, torch.Generator().manual_seed(int(seed)))
     else:
         # build on the meta device so construction draws nothing from the global RNG, then initialise once
         with torch.device("meta"):
-            net = _make(arch, int(depth), int(width), param, in_shape, int(num_classes), bias)
+            net = _make(arch, int(depth), int(width), param, in_shape, int(num_classes), bias, init_scale)
         net.to_empty(device="cpu")
-        _initialise(net, torch.Generator().manual_seed(int(seed)))
+        _initialise(net, torch.Generator().manual_seed(int(seed)), init)
 
     if output == "zero_readout":
         zero_readout_(net)
@@ -60,28 +67,31 @@ def stem_and_head(net: nn.Module) -> tuple[Callable, Callable] | None:
 
 
 def _make(arch: str, depth: int, width: int, param: str, in_shape: tuple[int, ...], num_classes: int,
-          bias: bool) -> nn.Module:
+          bias: bool, init_scale: float = 2.0) -> nn.Module:
     if arch == "fcn":
-        return FCN(math.prod(in_shape), depth, width, num_classes, param=param, bias=bias)
+        return FCN(math.prod(in_shape), depth, width, num_classes, param=param, bias=bias, init_scale=init_scale)
     if arch == "cnn":
-        return MyrtleCNN(depth, width, in_shape, num_classes, bias=bias)
+        return MyrtleCNN(depth, width, in_shape, num_classes, bias=bias, param=param, init_scale=init_scale)
     if arch == "resnet":
         return ResNet(depth, width, in_shape[0], num_classes, bias=bias)
     return UV(width)
 
 
 @torch.no_grad()
-def _initialise(net: nn.Module, generator: torch.Generator) -> None:
-    """Draw every weight from `generator`, in module order; biases start at zero. Convolutions are N(0, gain/fan_in)
-    with the architecture's CONV_GAIN (He for the Myrtle CNN, LeCun for the ResNet)."""
+def _initialise(net: nn.Module, generator: torch.Generator, init: str = "normal") -> None:
+    """Draw every weight from `generator`, in module order (`init`: normal or orthogonal); biases start at zero.
+    Convolutions have their own std (the Myrtle CNN's), else are N(0, gain/fan_in) with the architecture's CONV_GAIN
+    (LeCun for the ResNet)."""
     conv_gain = getattr(net, "CONV_GAIN", None)
     for module in net.modules():
         if isinstance(module, nn.Conv2d):
-            fan_in = module.weight[0].numel()
-            module.weight.normal_(0.0, math.sqrt(conv_gain / fan_in), generator=generator)
+            std = getattr(module, "std", None) or math.sqrt(conv_gain / module.weight[0].numel())
+            draw_(module.weight, std, init, generator)
             if module.bias is not None:
                 module.bias.zero_()
-        elif isinstance(module, (Dense, UV)):
+        elif isinstance(module, Dense):
+            module.reset_parameters(generator, init)
+        elif isinstance(module, UV):
             module.reset_parameters(generator)
 
 
@@ -107,7 +117,8 @@ def _check(arch, depth, width, param, in_shape, num_classes, seed, output, outpu
     elif arch in ("cnn", "resnet"):
         depths = CNN_DEPTHS if arch == "cnn" else RESNET_DEPTHS
         _require(_is_int(depth) and depth in depths, "depth", depth, _one_of(depths), arch)
-        _require(param == "sp", "param", param, "sp", arch)
+        _require(param in ("sp", "mup") if arch == "cnn" else param == "sp", "param", param,
+                 "sp or mup" if arch == "cnn" else "sp", arch)  # fmt: skip
         _require(len(in_shape) == 3, "in_shape", in_shape, "(channels, height, width)", arch)
         if arch == "cnn":
             side = 2 ** len(pool_after(depth, in_shape))  # each 2x2 pooling halves the image

@@ -13,6 +13,8 @@ Pure torch (``torch``, ``torch.func``) plus scipy for the ``eigsh`` cross-check:
     lowest memory. Reads the parameters at each product.
   - ``"double_backward"``: recompute the gradient with ``create_graph=True`` at every product (~2.9x).
 
+* :class:`PreconditionedOperator` -- ``P^-1/2 H P^-1/2`` for a diagonal pre-conditioner (Adam's sharpness).
+
 * :func:`lanczos` (the solver to use), :func:`power_iteration` (the paper's estimator), :func:`eigsh_top`
   (scipy cross-check), :func:`top_eigenvalue` (one call from a model), :func:`hutchinson_trace`,
   :func:`dense_hessian` (tiny models, tests).
@@ -205,6 +207,26 @@ class HessianOperator:
         return f"HessianOperator(dim={self.dim}, mode={self.mode!r}, chunks={len(self.chunks)}, device={self.device}, dtype={self.dtype})"
 
 
+class PreconditionedOperator:
+    """``v -> P^-1/2 H P^-1/2 v`` for a positive diagonal pre-conditioner ``P`` (flat, one entry per parameter):
+    symmetric, with the eigenvalues of ``P^-1 H``, so its top one is the pre-conditioned sharpness
+    ``lambda_max(P^-1 H)`` (Adam's stability, Cohen et al. 2022). Any solver takes it in place of ``op``."""
+
+    def __init__(self, op: HessianOperator, preconditioner: torch.Tensor) -> None:
+        p = preconditioner.detach().reshape(-1).to(device=op.device, dtype=op.dtype)
+        if p.numel() != op.dim or not bool(torch.all(p > 0)):
+            raise ValueError(f"the pre-conditioner must hold {op.dim} positive entries, got {p.numel()}")
+        self.op, self.scale = op, p.rsqrt()
+        self.dim, self.device, self.dtype = op.dim, op.device, op.dtype
+
+    @property
+    def calls(self) -> int:
+        return self.op.calls
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.op(self.scale * v.reshape(-1).to(device=self.device, dtype=self.dtype))
+
+
 # --------------------------------------------------------------------------------------------- solvers
 
 
@@ -360,8 +382,11 @@ def top_eigenvalue(
     chunk_size: int | None = None,
     hvp_mode: str = "cached",
     generator: torch.Generator | None = None,
+    preconditioner: torch.Tensor | None = None,
 ) -> Eigen:
-    """Sharpness: top eigenvalue of the Hessian of the mean loss on (inputs, targets).
+    """Sharpness: top eigenvalue of the Hessian of the mean loss on (inputs, targets); with a diagonal
+    ``preconditioner`` P (flat), the pre-conditioned sharpness lambda_max(P^-1 H) (``vector`` then lives in the
+    space of ``PreconditionedOperator``: warm-start the next pre-conditioned solve with it).
 
     ``method``: ``"lanczos"`` (residual stop at ``tol``, ``max_iter`` default 30), ``"power"`` (``max_iter``
     fixed iterations, default 20; ``tol`` unused), ``"eigsh"`` (scipy cross-check; ``max_iter`` = ARPACK restarts).
@@ -369,6 +394,8 @@ def top_eigenvalue(
     if method not in METHODS:
         raise ValueError(f"unknown eigen method {method!r}; allowed: {', '.join(METHODS)}")
     op = HessianOperator(model, loss_fn, inputs, targets, chunk_size=chunk_size, mode=hvp_mode)
+    if preconditioner is not None:
+        op = PreconditionedOperator(op, preconditioner)
     if method == "lanczos":
         return lanczos(op, v0=v0, tol=tol, max_iter=30 if max_iter is None else max_iter, generator=generator)
     if method == "power":

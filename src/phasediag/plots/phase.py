@@ -30,8 +30,8 @@ STYLE = {  # marker, colour, label of each constant
     "c_max": ("^", "black", r"$\langle c_{max} \rangle$"),
     "c_barrier": ("D", "tab:green", r"$\langle c_{barrier} \rangle$"),
 }
-Y_LABEL = {"width": "$1/w$", "depth": "depth $d$"}
-Y_COLUMN = {"width": "inv_width", "depth": "depth"}
+Y_LABEL = {"width": "$1/w$", "depth": "depth $d$", "warmup_steps": "warmup steps $T_w$", "init_scale": r"$\sigma_w^2$"}
+Y_COLUMN = {"width": "inv_width", "depth": "depth", "warmup_steps": "warmup_steps", "init_scale": "init_scale"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
@@ -42,8 +42,8 @@ def _suptitle(fig: Figure, text: str, fontsize: float = 10) -> None:
 
 
 def _integer_ticks(axis, values) -> None:
-    """Depth axes: ticks at the depths measured."""
-    axis.set_major_locator(FixedLocator(sorted(set(int(v) for v in values))))
+    """Depth (or swept option) axes: ticks at the values measured."""
+    axis.set_major_locator(FixedLocator(sorted({int(v) if float(v).is_integer() else float(v) for v in values})))
 
 
 def save(fig: Figure, path: Path) -> Path:

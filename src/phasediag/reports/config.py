@@ -146,7 +146,8 @@ class DiagramConfig(AnalysisConfig):
     """Phase diagram, relations and c_barrier of an experiment's searches (Figs. 3, 4, 6)."""
 
     x: DiagramAxis = "auto"
-    """y axis: width (y = 1/w, a panel per depth), depth (y = d, a panel per width), auto = width if several"""
+    """y axis: width (y = 1/w, a panel per depth), depth (y = d, a panel per width), warmup_steps or init_scale (a panel
+    per (d, w)), auto = width if several"""
 
 
 @dataclass(frozen=True)

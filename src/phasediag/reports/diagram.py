@@ -19,7 +19,7 @@ import pandas as pd
 
 from phasediag.physics import critical
 from phasediag import tracking
-from phasediag.run.config import ConfigError
+from phasediag.run.config import TRAINING_OPTIONS, ConfigError, RunConfig
 from phasediag.vocabulary import CONSTANTS, DIAGRAM_AXES
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 PHASE_CONSTANTS = ("c_loss", "c_sharp", "c_max")  # the boundaries of the phase diagram (c_barrier has its own figure)
 CENSORED = ("c_loss_censored", "c_sharp_censored", "c_barrier_censored")  # 0/1 per seed (critical.censor)
-Y_COLUMN = {"width": "inv_width", "depth": "depth"}  # the vertical axis of a phase diagram: 1/w or d
+# the vertical axis of a phase diagram: 1/w, d, or an option swept at a fixed (d, w)
+Y_COLUMN = {"width": "inv_width", "depth": "depth", "warmup_steps": "warmup_steps", "init_scale": "init_scale"}
 # Columns of tracking.searches() that are not parameters of the search (so never a grouping key).
 NOT_PARAMS = {"run_id", "study", "status", "run_name", "start_time", "end_time", "non_monotone_questions", "seed",
               "experiment", *tracking.SEARCH_METRICS}  # fmt: skip
@@ -69,7 +70,16 @@ def finished_searches(experiment: str) -> pd.DataFrame:
     done = done[~twins].reset_index(drop=True)
     _warn_missing_seeds(experiment, found, done)
     done["inv_width"] = 1.0 / done["width"].astype(float)
-    return done
+    return with_default_options(done)
+
+
+def with_default_options(frame: pd.DataFrame) -> pd.DataFrame:
+    """A study's identity leaves the optimizer, warmup and init options out at their defaults (search.config): where
+    other searches of the experiment set one, the searches that did not get its default back (e.g. warmup_steps=0)."""
+    for name in TRAINING_OPTIONS:
+        if name in frame:
+            frame[name] = frame[name].where(frame[name].notna(), RunConfig.__dataclass_fields__[name].default)
+    return frame
 
 
 def _warn_missing_seeds(experiment: str, found: pd.DataFrame, done: pd.DataFrame) -> None:
@@ -88,7 +98,8 @@ def _warn_missing_seeds(experiment: str, found: pd.DataFrame, done: pd.DataFrame
 
 
 def choose_x(constants: pd.DataFrame, x: str = "auto") -> str:
-    """'width' (y = 1/w) or 'depth' (y = d). auto: width if several widths exist, else depth if several depths."""
+    """'width' (y = 1/w), 'depth' (y = d), or a swept option (warmup_steps, init_scale: y = its value, a panel per
+    (d, w)). auto: width if several widths exist, else depth if several depths."""
     if x not in DIAGRAM_AXES:
         raise ConfigError(f"x={x!r} is not allowed: use one of {', '.join(DIAGRAM_AXES)}")
     if x != "auto":
@@ -98,16 +109,16 @@ def choose_x(constants: pd.DataFrame, x: str = "auto") -> str:
     return "depth"
 
 
-def varying_keys(constants: pd.DataFrame) -> list[str]:
-    """Parameters that differ between searches (besides the seed): each value is its own curve or panel."""
+def varying_keys(constants: pd.DataFrame, x: str = "width") -> list[str]:
+    """Parameters that differ between searches (besides the seed and x): each value is its own curve or panel."""
     params = [c for c in constants.columns if c not in NOT_PARAMS and c != "inv_width"]
-    return [c for c in params if c not in ("depth", "width") and constants[c].nunique(dropna=False) > 1]
+    return [c for c in params if c not in ("depth", "width", x) and constants[c].nunique(dropna=False) > 1]
 
 
 def group_keys(constants: pd.DataFrame, x: str) -> tuple[list[str], list[str]]:
     """(keys of one point = one (d, w, ...) averaged over seeds, keys of one panel = the keys besides x)."""
-    other = "depth" if x == "width" else "width"
-    panel = [other, *varying_keys(constants)]
+    others = {"width": ["depth"], "depth": ["width"]}.get(x, ["depth", "width"])
+    panel = [*others, *varying_keys(constants, x)]
     return [*panel, x], panel
 
 

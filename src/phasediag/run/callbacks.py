@@ -70,6 +70,8 @@ class Measurements(L.Callback):
 
     `sharpness_until`: stop measuring the sharpness once round(lambda_t / lambda_0, 2) > sharpness_until
     (the search only needs to know whether it increased).
+    `preconditioned`: measure lambda_max(P_t^-1 H_t) instead, P_t the trainer's optimizer's `preconditioner()` (Adam),
+    logged as preconditioned_sharpness (lambda0 must be the pre-conditioned one too).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Measurements(L.Callback):
         hvp_mode: str = "cached",
         seed: int = 0,
         label: str = "",
+        preconditioned: bool = False,
     ) -> None:
         self.inputs, self.targets = measurement_set
         self.loss_inputs, self.loss_targets = measurement_set if loss_set is None else loss_set
@@ -102,6 +105,7 @@ class Measurements(L.Callback):
         self.hvps = 0
         self.vector = lambda0.vector
         self.label = label  # names the run in the warning
+        self.preconditioned = preconditioned
         self.warned = False  # one LanczosNotConverged per run
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -119,7 +123,7 @@ class Measurements(L.Callback):
             return
         loss = self._record(module, t, None)
         if wants_sharpness and math.isfinite(loss) and loss < DIVERGENCE_LOSS:
-            self.rows[-1]["sharpness"], self.rows[-1]["sharpness_residual"] = self._sharpness(module, t)
+            self.rows[-1]["sharpness"], self.rows[-1]["sharpness_residual"] = self._sharpness(trainer, module, t)
 
     def _record(self, module: L.LightningModule, t: int, sharpness: float | None) -> float:
         loss, accuracy = evaluate(module.model, self.loss_fn, self.loss_inputs, self.loss_targets)
@@ -129,13 +133,14 @@ class Measurements(L.Callback):
         self.rows.append(row)
         return loss
 
-    def _sharpness(self, module: L.LightningModule, t: int) -> tuple[float, float]:
+    def _sharpness(self, trainer: L.Trainer, module: L.LightningModule, t: int) -> tuple[float, float]:
         generator = torch.Generator(module.device).manual_seed(self.generator_seed + len(self.rows))
         with torch.enable_grad():
             eigen = hessian.top_eigenvalue(
                 module.model, self.loss_fn, self.inputs, self.targets,
                 method=self.method, tol=self.tol, v0=self.vector if self.method == "lanczos" else None,
                 hvp_mode=self.hvp_mode, generator=generator,
+                preconditioner=trainer.optimizers[0].preconditioner() if self.preconditioned else None,
             )  # fmt: skip
         self.hvps += eigen.hvps
         if self.method == "lanczos" and not self.warned:
@@ -156,12 +161,19 @@ class Measurements(L.Callback):
         return row["loss"] if "loss" in row else row["batch_loss"]
 
     def history(self, eta: float) -> pd.DataFrame:
-        """One row per step t (index), with ratios to t = 0 and eta * sharpness (compare with 2)."""
+        """One row per step t (index), with ratios to t = 0 and eta * sharpness (compare with 2); pre-conditioned:
+        every sharpness column named preconditioned_sharpness instead (`curvature_name`)."""
         frame = pd.DataFrame(self.rows).set_index("step").astype(float)
         frame["loss_ratio"] = frame["loss"] / frame["loss"].iloc[0]
         frame["sharpness_ratio"] = frame["sharpness"] / self.lambda0.value
         frame["eta_sharpness"] = eta * frame["sharpness"]
-        return frame
+        name = curvature_name(self.preconditioned)
+        return frame.rename(columns=lambda column: column.replace("sharpness", name))
+
+
+def curvature_name(preconditioned: bool) -> str:
+    """The history's name of the curvature that sets the optimizer's stability (and Defs. 1-3's lambda_t)."""
+    return "preconditioned_sharpness" if preconditioned else "sharpness"
 
 
 class StopOnSignal(L.Callback):

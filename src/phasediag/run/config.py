@@ -23,7 +23,7 @@ from phasediag.imports import is_import_path
 from phasediag.run.presets import with_preset
 from phasediag.vocabulary import (
     ACCELERATORS, ARCHS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, HvpMode, Loss, LossSchedule, Output, Param,
-    Schedule, SharpnessMethod, LossSet, Preset, Standardize,
+    Schedule, SharpnessMethod, LossSet, Preset, Standardize, AdamV0, Init, Optimizer,
 )  # fmt: skip
 
 
@@ -96,6 +96,44 @@ def _writable(folder: Path) -> bool:
     return True
 
 
+PARAMS_OF = {"cnn": ("sp", "mup"), "resnet": ("sp",)}  # parameterisations of the built-in convolutional models
+ADAM_FIELDS = ("beta1", "beta2", "adam_eps", "adam_v0")
+TRAINING_OPTIONS = ("optimizer", "momentum", *ADAM_FIELDS, "weight_decay", "warmup_steps", "warmup_init", "init_scale", "init")
+
+
+def check_training_options(config: "RunConfig") -> None:
+    """The optimizer, warmup and initialisation options: in range, and set only where they apply (no silent no-op)."""
+    for name in ("momentum", "beta1", "beta2"):
+        value = getattr(config, name)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{name}={value!r} is not allowed: it must be in [0, 1)")
+    for name in ("adam_eps", "init_scale"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name}={value!r} is not allowed: it must be a finite number > 0")
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
+        raise ConfigError(f"weight_decay={config.weight_decay!r} is not allowed: it must be a finite number >= 0")
+    at_least("warmup_steps", config.warmup_steps, 0)
+    if not 0 <= config.warmup_init <= 1:
+        raise ConfigError(f"warmup_init={config.warmup_init!r} is not allowed: it must be in [0, 1] (a fraction of eta)")
+    defaults = RunConfig.__dataclass_fields__
+    unused = [n for n in ADAM_FIELDS if config.optimizer not in ("adam", "adamw")]
+    unused += ["momentum"] if config.optimizer not in ("momentum", "nesterov") else []
+    unused += ["warmup_init"] if config.warmup_steps == 0 else []
+    for name in unused:
+        if getattr(config, name) != defaults[name].default:
+            raise ConfigError(f"{name}={getattr(config, name)!r} is not allowed with optimizer={config.optimizer!r}, "
+                              f"warmup_steps={config.warmup_steps}: it would have no effect")  # fmt: skip
+    if config.param == "mup" and config.arch not in ("fcn", "cnn"):
+        raise ConfigError(f"param='mup' is not allowed for arch {config.arch!r}: muP needs the input, hidden and output "
+                          "layers of the built-in fcn or cnn")  # fmt: skip
+    if config.param == "mup" and config.arch == "fcn" and config.depth < 2:
+        raise ConfigError(f"depth={config.depth!r} is not allowed with param='mup': it needs a hidden layer (depth >= 2)")
+    if config.arch in ("resnet", "uv") and (config.init_scale != 2.0 or config.init != "normal"):
+        raise ConfigError(f"init_scale={config.init_scale!r}, init={config.init!r} are not allowed for arch "
+                          f"{config.arch!r}: use the defaults 2.0 and normal")  # fmt: skip
+
+
 FILE_DATASETS = ("fashion_mnist", "mnist", "cifar10")  # read from files in data_dir
 
 
@@ -130,7 +168,7 @@ class RunConfig:
     width: int = 256
     """width w: hidden units per layer (fcn, uv), channels (cnn), channels of the first stage (resnet)"""
     param: Param = "sp"
-    """parameterisation: sp (standard) or ntp (neural tangent); cnn and resnet: sp only"""
+    """parameterisation: sp (standard), ntp (neural tangent) or mup (maximal update); cnn: sp or mup; resnet: sp"""
     dataset: str = "fashion_mnist"
     """training data: fashion_mnist, mnist, cifar10, uv, synthetic[:CxHxW[:N]] (random, e.g. synthetic:1x8x8:256),
     or your own: an import path package.module:loader (docs/your-own-model.md)"""
@@ -141,7 +179,7 @@ class RunConfig:
     loss: Loss = "mse"
     """mse (squared error on one-hot targets) or xent (cross-entropy)"""
     c: float = 2.0
-    """learning-rate constant: eta = c / lambda0, lambda0 = the sharpness at initialisation"""
+    """learning-rate constant: eta = c / lambda0, lambda0 = the sharpness at init (for other optimizers: docs/optimizers.md)"""
     seed: int = 0
     """seed of the initialisation (theta_0), and of the mini-batch order and measurement set unless sgd_seed is set"""
     sgd_seed: int | None = None
@@ -188,6 +226,29 @@ class RunConfig:
     """where L_t (and the barrier) is measured: train (the training set, the paper) or measure (the m examples)"""
     output_norm: float | None = None
     """s of App. H.1: f_s = s f / ||f(theta_0)||, the norm measured once at init; null = off"""
+    optimizer: Optimizer = "sgd"
+    """sgd (the paper's), momentum (heavy ball), nesterov, adam or adamw (adam: lambda0 = lambda_max(P^-1 H), see
+    docs/optimizers.md)"""
+    momentum: float = 0.9
+    """beta of optimizer=momentum and nesterov, in [0, 1)"""
+    beta1: float = 0.9
+    """Adam's first-moment decay, in [0, 1)"""
+    beta2: float = 0.999
+    """Adam's second-moment decay, in [0, 1)"""
+    adam_eps: float = 1e-8
+    """Adam's epsilon, added to sqrt(v); > 0"""
+    weight_decay: float = 0.0
+    """weight decay, >= 0: L2 in the gradient for sgd, momentum, nesterov and adam, decoupled for adamw"""
+    adam_v0: AdamV0 = "gradient"
+    """Adam's second moment at step 0: gradient (v0 = g0^2 on the first batch, no bias correction of v) or zero"""
+    warmup_steps: int = 0
+    """linear warmup of the learning rate over this many steps, up to eta = c / lambda0; 0 = the paper's constant eta"""
+    warmup_init: float = 0.0
+    """the warmup's first learning rate before its first step, as a fraction of eta, in [0, 1]"""
+    init_scale: float = 2.0
+    """sigma_w^2 of the ReLU layers' weights (variance sigma_w^2 / fan_in); 2 = the critical point (He), the paper"""
+    init: Init = "normal"
+    """weights drawn normal, or orthogonal with the same variance per entry"""
 
     ENVIRONMENT: ClassVar[tuple[str, ...]] = ("accelerator", "log_checkpoints", "data_dir", "download")  # not params
 
@@ -216,6 +277,7 @@ class RunConfig:
             self._check_builtin_arch()
         else:
             self._check_factory_options()
+        check_training_options(self)
         if (self.arch == "uv") != (self.dataset == "uv"):
             raise ConfigError(f"dataset={self.dataset!r} with arch={self.arch!r}: the uv model trains on dataset 'uv' only, and vice versa")
         if self.output_norm is not None:
@@ -242,8 +304,8 @@ class RunConfig:
         else:
             allowed = {"cnn": CNN_DEPTHS, "resnet": RESNET_DEPTHS, "uv": (2,)}[self.arch]
             one_of("depth", self.depth, allowed, f" for arch {self.arch!r}")
-        if self.arch in ("cnn", "resnet") and self.param != "sp":
-            raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use sp")
+        if self.arch in ("cnn", "resnet") and self.param not in PARAMS_OF.get(self.arch, ()):
+            raise ConfigError(f"param={self.param!r} is not allowed for arch {self.arch!r}: use {' or '.join(PARAMS_OF[self.arch])}")
 
     def _check_factory_options(self) -> None:
         """Options that need to know the network's layers apply to the built-in models only."""
@@ -257,6 +319,16 @@ class RunConfig:
                               "makes the output zero at initialisation)")  # fmt: skip
         if self.bias:
             raise ConfigError(f"bias=True is not allowed {where}: the factory decides its own biases")
+
+    @property
+    def plain_sgd(self) -> bool:
+        """The paper's optimizer: SGD without momentum or weight decay at a constant eta (what batched training does)."""
+        return self.optimizer == "sgd" and self.weight_decay == 0 and self.warmup_steps == 0
+
+    def is_default_training_option(self, name: str) -> bool:
+        """An optimizer, warmup or initialisation option at its default: left out of a study's identity, so that the
+        studies of the paper's setting keep their names."""
+        return name in TRAINING_OPTIONS and getattr(self, name) == RunConfig.__dataclass_fields__[name].default
 
     @property
     def data_seed(self) -> int:

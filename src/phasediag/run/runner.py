@@ -15,9 +15,12 @@ import pandas as pd
 import torch
 
 from phasediag.physics import hessian
+from phasediag.physics.stability import stability_threshold
 from phasediag import signals, tracking
 from phasediag.imports import is_import_path, source_digest, source_file
-from phasediag.run.callbacks import Barrier, DivergenceStop, Measurements, StopOnSignal, measure_schedule, warn_unconverged
+from phasediag.run.callbacks import (
+    Barrier, DivergenceStop, Measurements, StopOnSignal, curvature_name, measure_schedule, warn_unconverged,
+)  # fmt: skip
 from phasediag.run.config import RunConfig, data_folder
 from phasediag.run.data import EarlyTrainingData, is_user_data
 from phasediag.physics.losses import LOSSES
@@ -25,6 +28,7 @@ from phasediag.models import build_model
 from phasediag.models.custom import check_initial_output
 from phasediag.models.wrappers import Scaled, mean_output_norm, mean_output_power
 from phasediag.run.module import EarlyTraining
+from phasediag.vocabulary import ADAPTIVE_OPTIMIZERS
 
 LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
 
@@ -43,8 +47,9 @@ class Initialization:
     config: RunConfig
     data: EarlyTrainingData
     model: torch.nn.Module  # at theta_0, on `device`
-    lambda0: hessian.Eigen
+    lambda0: hessian.Eigen  # for adam and adamw the pre-conditioned sharpness lambda_max(P_0^-1 H_0)
     device: torch.device
+    second_moment: list[torch.Tensor] | None = None  # adam, adamw: g0^2 on the first batch, per trainable parameter
     output_power: float = math.nan  # mean ||f(x; theta_0)||^2 / k on the measurement set: O(1) when L0 = O(1)
     tags: dict[str, str] = field(default_factory=dict)  # which code made the network: your own factory, its digest
 
@@ -65,6 +70,7 @@ class RunResult:
     barrier_curve: np.ndarray | None = None  # only when the full curve was asked for
     barrier_points: int = 0  # interpolation points evaluated
     final_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    curvature: str = "sharpness"  # the history's name of lambda_t: preconditioned_sharpness for adam and adamw
 
     def summary(self) -> dict[str, float]:
         """Run-level metrics."""
@@ -72,9 +78,9 @@ class RunResult:
             "eta": self.eta,
             "diverged": float(self.diverged),
             "max_loss_ratio": float(self.history["loss_ratio"].iloc[1:].max()),
-            "max_sharpness_ratio": float(self.history["sharpness_ratio"].iloc[1:].max()),
+            f"max_{self.curvature}_ratio": float(self.history[f"{self.curvature}_ratio"].iloc[1:].max()),
             "hvps": float(self.hvps),
-            "sharpness_residual_max": float(self.history["sharpness_residual"].max()),
+            f"{self.curvature}_residual_max": float(self.history[f"{self.curvature}_residual"].max()),
         }
         if self.barrier is not None:
             metrics["barrier"] = self.barrier if math.isfinite(self.barrier) else 1e300
@@ -91,7 +97,7 @@ def initialize(config: RunConfig) -> Initialization:
     model = build_model(
         config.arch, config.depth, config.width, param=config.param, in_shape=data.in_shape,
         num_classes=data.num_classes, seed=config.seed, bias=config.bias, output=config.output,
-        output_scale=config.output_scale, output_sigma=config.output_sigma,
+        output_scale=config.output_scale, output_sigma=config.output_sigma, init_scale=config.init_scale, init=config.init,
     ).to(device)  # fmt: skip
     inputs, targets = (t.to(device) for t in data.measurement_set)
     if config.output_norm is not None:  # App. H.1: f_s = s f / ||f(theta_0)||, the norm frozen at init
@@ -102,15 +108,34 @@ def initialize(config: RunConfig) -> Initialization:
     else:
         output_power = mean_output_power(model, inputs)
     tags = {tracking.MODEL_TAG: config.arch, tracking.MODEL_SOURCE_TAG: source_digest(config.arch)} if custom else {}
+    second_moment = first_second_moment(config, model, data, device) if config.optimizer in ADAPTIVE_OPTIMIZERS else None
     # lambda0 with the trajectory's estimator, so that lambda_t / lambda_0 compares like with like
     tol = config.sharpness_tol * LAMBDA0_TOL_FACTOR
     lambda0 = hessian.top_eigenvalue(
         model, LOSSES[config.loss], inputs, targets, method=config.sharpness_method, tol=tol,
         hvp_mode=config.hvp_mode, generator=torch.Generator(device).manual_seed(config.seed),
+        preconditioner=None if second_moment is None else initial_preconditioner(second_moment, config.adam_eps),
     )  # fmt: skip
     if config.sharpness_method == "lanczos":
         warn_unconverged(lambda0, tol, f"for lambda0 (seed {config.seed})")
-    return Initialization(config, data, model, lambda0, device, output_power=output_power, tags=tags)
+    return Initialization(config, data, model, lambda0, device, second_moment, output_power=output_power, tags=tags)
+
+
+def first_second_moment(config: RunConfig, model: torch.nn.Module, data: EarlyTrainingData, device: torch.device) -> list[torch.Tensor]:
+    """g0^2, g0 the gradient of the first mini-batch at theta_0 (with adam's L2 term): Adam's v0 with
+    adam_v0=gradient, and with adam_v0=zero the v_hat_1 = g_1^2 that bias correction gives its first step."""
+    inputs, targets = (t.to(device) for t in next(iter(data.train_dataloader())))
+    params = [p for _, p in hessian.trainable_parameters(model)]
+    grads = torch.autograd.grad(LOSSES[config.loss](model(inputs), targets), params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
+    if config.optimizer == "adam" and config.weight_decay:
+        grads = [g + config.weight_decay * p.detach() for g, p in zip(grads, params)]
+    return [g.detach() ** 2 for g in grads]
+
+
+def initial_preconditioner(second_moment: list[torch.Tensor], eps: float) -> torch.Tensor:
+    """P_0 = sqrt(v_0) + eps, flat: the pre-conditioner of Adam's first step (either v0)."""
+    return torch.cat([(v.sqrt() + eps).reshape(-1) for v in second_moment])
 
 
 def loss_examples(init: Initialization) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,9 +160,9 @@ def train(
     `full_barrier`: the whole interpolation curve (for figures); False: only until the barrier shows (`Barrier`).
     """
     config = init.config
-    eta = c / init.lambda0.value
+    eta = c / init.lambda0.value  # for adam and adamw, lambda0 is pre-conditioned
     loss_fn = LOSSES[config.loss]
-    module = EarlyTraining(copy.deepcopy(init.model), loss_fn, eta)
+    module = EarlyTraining(copy.deepcopy(init.model), loss_fn, eta, config, init.second_moment)
     steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
     measurements = Measurements(
         init.data.measurement_set, loss_fn, init.lambda0, loss_set=loss_examples(init), sharpness=sharpness,
@@ -145,6 +170,7 @@ def train(
         loss_schedule=measure_schedule(config.loss_schedule, steps_per_epoch), sharpness_until=sharpness_until,
         method="power" if config.sharpness_method == "power" else "lanczos", tol=config.sharpness_tol,
         hvp_mode=config.hvp_mode, seed=config.seed, label=f"c={c:.4g}, seed {config.seed}",
+        preconditioned=init.second_moment is not None,
     )  # fmt: skip
     divergence = DivergenceStop(measurements)
     callbacks: list[L.Callback] = [measurements, divergence]
@@ -155,6 +181,7 @@ def train(
     result = RunResult(
         c=c, eta=eta, history=measurements.history(eta), diverged=divergence.diverged, hvps=measurements.hvps,
         final_state={k: v.detach().cpu() for k, v in module.model.state_dict().items()},
+        curvature=curvature_name(measurements.preconditioned),
     )  # fmt: skip
     if wants_barrier:
         result.barrier, result.barrier_curve, result.barrier_points = callbacks[-1].value, callbacks[-1].curve, callbacks[-1].points
@@ -187,8 +214,11 @@ def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints
     """Histories, run-level metrics and (optionally) theta_T as checkpoints/final.pt of one run."""
     tracking.log_history(run_id, result.history)
     log_initial_network(run_id, init)
+    config = init.config
+    threshold = {} if config.optimizer == "sgd" else {
+        "stability_threshold": stability_threshold(config.optimizer, config.momentum, config.beta1)}  # fmt: skip
     tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, "lambda0_residual": init.lambda0.residual,
-                                  **result.summary()})  # fmt: skip
+                                  **threshold, **result.summary()})  # fmt: skip
     if result.barrier_curve is not None:
         tracking.log_table(run_id, pd.DataFrame({"s": Barrier.GRID, "loss": result.barrier_curve}), "interpolation.csv")
     if checkpoints:

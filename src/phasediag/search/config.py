@@ -93,6 +93,9 @@ class SearchConfig:
         if self.batch_c < 0 or (self.batch_c > 1 and (self.workers > 1 or self.run.sharpness_method != "lanczos")):
             raise ConfigError(f"batch_c={self.batch_c!r} is not allowed here: use 0 (auto), 1, or > 1 with workers=1 and "
                               "sharpness_method=lanczos")  # fmt: skip
+        if self.batch_c > 1 and not self.run.plain_sgd:
+            raise ConfigError(f"batch_c={self.batch_c!r} is not allowed with optimizer={self.run.optimizer!r}, warmup_steps="
+                              f"{self.run.warmup_steps}: batched training is plain SGD at a constant eta; use 0 or 1")  # fmt: skip
         if self.heartbeat < 1 or self.grace <= self.heartbeat:
             raise ConfigError(f"heartbeat={self.heartbeat}, grace={self.grace}: need heartbeat >= 1 and grace > heartbeat")
 
@@ -129,7 +132,8 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         """What defines the search (and so its study): not c, not where or how many workers run it."""
         # the preset is left out: the values it resolved to are in, so `--preset paper` resumes the default's study
-        run = {k: v for k, v in self.run.params().items() if k not in ("c", "preset")}
+        run = {k: v for k, v in self.run.params().items()
+               if k not in ("c", "preset") and not self.run.is_default_training_option(k)}  # fmt: skip
         return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
                 "x_start": self.start_x, "gallop": self.gallop, "gallop_near": self.gallop_near, "close": self.close,
                 "eps": self.sharp_eps}  # fmt: skip

@@ -297,7 +297,7 @@ def full_barrier(config: SearchConfig) -> bool:
 def outcome(config: SearchConfig, plan: Plan, result: runner.RunResult) -> tuple[dict, dict]:
     """The four answers and the margins of a trained point, from what its plan measured."""
     loss_ratio = result.history["loss_ratio"].to_numpy()
-    sharpness_ratio = result.history["sharpness_ratio"].to_numpy() if plan.sharpness else None
+    sharpness_ratio = result.history[f"{result.curvature}_ratio"].to_numpy() if plan.sharpness else None  # adam: P^-1 H
     barrier = result.barrier if plan.barrier else None
     answers = trial_answers(loss_ratio, sharpness_ratio, result.history["loss"].to_numpy(), barrier, config.sharp_eps)
     return answers, trial_margins(loss_ratio, sharpness_ratio, answers["max"], config.sharp_eps)
@@ -384,7 +384,8 @@ def search(config: SearchConfig) -> SearchResult:
         bar = tqdm(desc=f"search {config.study_name}", unit="trial", disable=None)
         done = lambda *_: bar.update(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) - bar.n)  # noqa: E731
         done()
-        batch = config.batch_c or (auto_batch_c(init) if config.workers == 1 and config.run.sharpness_method == "lanczos" else 1)
+        batchable = config.workers == 1 and config.run.sharpness_method == "lanczos" and config.run.plain_sgd
+        batch = config.batch_c or (auto_batch_c(init) if batchable else 1)
         if batch > 1:
             from phasediag.search.batched import work_batched  # it builds on this module
 
