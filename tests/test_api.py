@@ -201,3 +201,29 @@ def test_diagram_returns_figures_and_warns_of_a_search_done_twice(store, tmp_pat
     assert all(isinstance(f, Figure) for f in drawn.figures.values()) and drawn.run_id is None
     assert drawn.tables["phase_diagram_width"]["c_loss_n"].tolist() == [1, 1]
     assert sorted(p.name for p in (tmp_path / "out" / "twice").glob("*.png")) == sorted(f"{n}.png" for n in drawn.figures)
+
+
+@pytest.mark.slow
+def test_cli_then_python_search_of_your_own_model_is_one_study(store, tmp_path, monkeypatch):
+    """`phasediag search --arch examples.models:mixer ...` then phasediag.search(arch="examples.models:mixer", ...)
+    with the same options: one study, the second call trains nothing (it resumes the finished search) and returns the
+    constants the command line found. `examples` is found on PYTHONPATH, as a user's own module would be."""
+    from phasediag import tracking
+
+    options = {**TINY, "arch": "examples.models:mixer", "depth": 1, "dataset": "synthetic:1x8x8:64", "x_max": 4,
+               "experiment": "own"}  # fmt: skip
+    argv = [arg for name, value in options.items() for arg in (f"--{name}", str(value))]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(Path(sys.executable).parent / "phasediag"), "search", *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (parent,) = tracking.searches("own").to_dict("records")
+    trained = set(tracking.runs("own")["run_id"])
+    assert f"search {parent['study']}:" in done.stdout and len(trained) == parent["n_runs"] > 0
+    monkeypatch.syspath_prepend(str(REPO))
+    found = phasediag.search(**options)
+    assert found.study_name == parent["study"] and found.parent_run_id == parent["run_id"]
+    assert set(tracking.runs("own")["run_id"]) == trained == set(found.runs["run_id"])
+    for name in ("c_loss", "c_sharp", "c_max", "c_barrier"):
+        assert found.constants[name] == pytest.approx(parent[name], nan_ok=True)
+    assert found.lambda0 == pytest.approx(parent["lambda0"])

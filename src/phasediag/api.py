@@ -126,22 +126,36 @@ def store_with_data() -> None:
 
 
 @contextmanager
-def quiet() -> Iterator[None]:
-    """For the call only: Lightning's INFO lines (devices, tips) off at their loggers, and the warnings the CLI hides
-    filtered; no handler is added and the loggers' levels are restored after. Call it after Lightning is imported
-    (its import sets its own levels)."""
+def quiet_imports() -> Iterator[None]:
+    """The warnings the CLI hides filtered for the call, MLflow imported inside: its import of tqdm.auto warns in a
+    notebook without ipywidgets (about widgets phasediag does not use)."""
     from phasediag import logs
 
-    saved = {name: logging.getLogger(name).level for name in logs.QUIET}
-    try:
-        with warnings.catch_warnings():
-            logs.filter_warnings()
+    with warnings.catch_warnings():
+        logs.filter_warnings()
+        warnings.filterwarnings("ignore", "IProgress not found")
+        import mlflow  # noqa: F401
+
+        yield
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """quiet_imports, and Lightning's INFO lines (devices, tips) off at their loggers for the call: no handler is
+    added and the loggers' levels are restored after. Lightning is imported first: it sets its levels at import."""
+    from phasediag import logs
+
+    with quiet_imports():
+        import lightning  # noqa: F401
+
+        saved = {name: logging.getLogger(name).level for name in logs.QUIET}
+        try:
             for name, level in logs.QUIET.items():
                 logging.getLogger(name).setLevel(max(level, logging.getLogger(name).level))
             yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+        finally:
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
 
 
 # --- name(**options) validates as the CLI does; name_from(config) runs a validated config (the CLI's way) -------------
@@ -153,11 +167,11 @@ def run(**options: Any) -> RunResult:
 
 
 def run_from(config: RunConfig) -> RunResult:
-    from phasediag.run import runner
-
-    check_data(config)
-    check_store()
     with quiet():
+        from phasediag.run import runner
+
+        check_data(config)
+        check_store()
         init = runner.initialize(config)
         run_id, result = runner.run_one(config, init)
     return RunResult(run_id, result.c, init.lambda0.value, result.eta, result.diverged, result.history, result.hvps,
@@ -171,12 +185,12 @@ def search(**options: Any) -> SearchResult:
 
 
 def search_from(config: SearchConfig) -> SearchResult:
-    from phasediag import tracking
-    from phasediag.search import study
-
-    check_data(config.run)
-    check_store()
     with quiet():
+        from phasediag import tracking
+        from phasediag.search import study
+
+        check_data(config.run)
+        check_store()
         found = study.search(config)
     runs = tracking.runs(tracking.experiment_of(found.parent_run_id), parent_run_id=found.parent_run_id)
     return SearchResult(found.study_name, found.parent_run_id, found.lambda0, found.constants, runs, found.n_runs,
@@ -193,7 +207,8 @@ def sweep(spec: "str | Path | Mapping[str, Any]", workers: int = 1, **worker_opt
 
 def sweep_from(options: SweepOptions, spec: Mapping[str, Any] | None = None) -> SweepResult:
     """The sweep of options.spec (a YAML file), or of `spec` (a mapping) when given."""
-    from phasediag.search import sweep as sweeps
+    with quiet_imports():
+        from phasediag.search import sweep as sweeps
 
     if spec is None:
         loaded = sweeps.SweepSpec.load(options.spec, options.overrides())
@@ -235,12 +250,13 @@ def results(experiment: str) -> "pd.DataFrame":
     """One row per finished search of the experiment: its configuration (depth, width, seed, ...), lambda0 and its
     constants c_loss, c_sharp, c_max, c_barrier with the censored flags: the table a phase diagram is made from.
     Logs a warning when a search was done twice (two parent runs of one study) or a config misses seeds."""
-    from phasediag.reports import diagram as reports
-
     if not experiment:
         raise ConfigError("experiment='' is not allowed: give a name")
-    store_with_data()
-    return reports.finished_searches(experiment)
+    with quiet_imports():
+        from phasediag.reports import diagram as reports
+
+        store_with_data()
+        return reports.finished_searches(experiment)
 
 
 def diagram(experiment: str, **options: Any) -> "Output":
@@ -251,10 +267,11 @@ def diagram(experiment: str, **options: Any) -> "Output":
 
 
 def diagram_from(config: DiagramConfig) -> "Output":
-    from phasediag.reports import diagram as reports
+    with quiet_imports():
+        from phasediag.reports import diagram as reports
 
-    store_with_data()
-    return reports.diagram(config.experiment, config.x, _out(config), config.log, config.width_axis)
+        store_with_data()
+        return reports.diagram(config.experiment, config.x, _out(config), config.log, config.width_axis)
 
 
 def trajectories(experiment: str, **options: Any) -> "Output":
@@ -264,10 +281,11 @@ def trajectories(experiment: str, **options: Any) -> "Output":
 
 
 def trajectories_from(config: TrajectoriesConfig) -> "Output":
-    from phasediag.reports import diagram as reports
+    with quiet_imports():
+        from phasediag.reports import diagram as reports
 
-    store_with_data()
-    return reports.trajectories(config.experiment, config.search, list(config.c) or None, _out(config), config.log)
+        store_with_data()
+        return reports.trajectories(config.experiment, config.search, list(config.c) or None, _out(config), config.log)
 
 
 def _out(config: DiagramConfig | TrajectoriesConfig) -> Path | None:

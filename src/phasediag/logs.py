@@ -5,13 +5,14 @@ import logging
 import sys
 import warnings
 
-# Lightning's device/tip/stop lines are INFO; urllib3's per-retry lines would drown the one-line outage error.
+# Lightning's device/tip/stop lines and MLflow's store set-up are INFO; urllib3's per-retry lines would drown the one-line outage error.
 # Lightning sets its package loggers to INFO when it is imported, which may be after this: its lines are also
 # quieted at the loggers they come from, which it leaves alone.
 QUIET = {
     **dict.fromkeys(["lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
                      "lightning.fabric.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"], logging.WARNING),
     "urllib3": logging.ERROR,
+    "mlflow.store.db.utils": logging.WARNING,  # "Creating initial MLflow database tables...", on a new store
 }  # fmt: skip
 
 
