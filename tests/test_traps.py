@@ -1,6 +1,8 @@
 """No silent traps: a location the user named that does not exist is never created by a typo, an output folder that
 cannot be written is one line and exit 2, and the default data folder is one documented place."""
 
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,29 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_exit_2(store, tmp_p
     assert not Path("/proc/uvout").exists()
     assert cli.main(["uv", "--out", str(tmp_path / "ok"), "--widths", "2", "--inits", "2", "--log", "false"]) == 0
     assert not list(tmp_path.glob(".phasediag-probe-*"))  # the writability probe leaves nothing behind
+
+
+def test_progress_without_a_terminal_is_throttled_log_lines(caplog):
+    from phasediag import progress
+
+    caplog.set_level(logging.INFO, logger="phasediag.progress")
+    with progress.bar(total=3, desc="sweep s", unit="search") as bar:  # pytest captures stderr: not a terminal
+        assert bar.disable
+        for _ in range(3):
+            bar.update()
+    lines = [r.getMessage() for r in caplog.records if r.name == "phasediag.progress"]
+    assert lines == ["sweep s: 1/3 search(s) done", "sweep s: 3/3 search(s) done"]  # the 2nd within THROTTLE_S
+
+
+def test_a_search_says_why_constants_are_nan_and_that_it_resumed(store, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="phasediag")
+    argv = ["search", *TINY, "--x_min", "-2", "--x_max", "-1", "--log_checkpoints", "false"]
+    assert cli.main(argv) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("c_max" in m and "nothing diverged up to c = 2^x_max = 0.5; raise --x_max" in m for m in messages), messages
+    assert any(re.search(r"search \S+: \d+ trial\(s\) done", m) for m in messages)  # progress, without a terminal
+    assert not any("resumed" in m for m in messages)
+    caplog.clear()
+    assert cli.main(argv) == 0
+    resumed = [r.getMessage() for r in caplog.records if "resumed" in r.getMessage()]
+    assert len(resumed) == 1 and re.search(r"resumed: \d+ trial\(s\) already done, not trained again", resumed[0])

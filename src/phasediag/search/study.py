@@ -3,6 +3,7 @@ one MLflow child run), a sampler of ours proposes the next x, any number of work
 
 import dataclasses
 import logging
+import math
 import multiprocessing
 import os
 import socket
@@ -20,7 +21,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from phasediag import signals, tracking
+from phasediag import progress, signals, tracking
 from phasediag.run.batched import auto_batch_c
 from phasediag.search.config import SearchConfig
 from phasediag.physics.critical import trial_answers, trial_margins
@@ -381,9 +382,11 @@ def search(config: SearchConfig) -> SearchResult:
         init = runner.initialize(config.run)
         if created:
             runner.log_inputs(run_id, init, config.run.log_checkpoints)
-        bar = tqdm(desc=f"search {config.study_name}", unit="trial", disable=None)
+        bar = progress.bar(desc=f"search {config.study_name}", unit="trial")
         done = lambda *_: bar.update(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) - bar.n)  # noqa: E731
         done()
+        if bar.n:
+            log.info("search %s resumed: %d trial(s) already done, not trained again", config.study_name, bar.n)
         batchable = config.workers == 1 and config.run.sharpness_method == "lanczos" and config.run.plain_sgd
         batch = config.batch_c or (auto_batch_c(init) if batchable else 1)
         if batch > 1:
@@ -396,12 +399,28 @@ def search(config: SearchConfig) -> SearchResult:
             run_workers(_worker_process, (config, run_id), config.workers, f"search {config.study_name}", 1.0, done)
         bar.close()
         result = dataclasses.replace(summarize(config, study, run_id, init.lambda0.value), batch_c=batch)
+        ledger = ledger_of(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), config)
+        for hint in nan_hints(config, ledger, result.constants):
+            log.warning("search %s: %s", config.study_name, hint)
         close_orphans(config, study, run_id)
         tracking.log_metrics(run_id, {"lambda0": result.lambda0, **result.constants, "n_runs": result.n_runs,
                                       "hvps": result.hvps, "non_monotone": float(bool(result.non_monotone))})  # fmt: skip
         tracking.set_tags(run_id, {tracking.NON_MONOTONE_TAG: ",".join(result.non_monotone) or "none"})
         tracking.finish_run(run_id)
     return result
+
+
+def nan_hints(config: SearchConfig, ledger: Ledger, constants: dict[str, float]) -> list[str]:
+    """Why constants are NaN, and the option to change: the grid [x_min, x_max] stopped below the divergence, or
+    started above it."""
+    missing = [k for k, v in constants.items() if not k.endswith("_censored") and math.isnan(v)]
+    if not missing:
+        return []
+    if ledger.first_divergence() == 0:
+        return [f"{', '.join(missing)} = NaN: the first c = 2^x_min = {2.0**config.x_min:.4g} diverged already; lower --x_min"]
+    if ledger.first_divergence() >= ledger.n_points:
+        return [f"{', '.join(missing)} = NaN: nothing diverged up to c = 2^x_max = {2.0**config.x_max:.4g}; raise --x_max"]
+    return [f"{', '.join(missing)} = NaN: not reached below the divergence"]
 
 
 def summarize(config: SearchConfig, study: optuna.Study, parent_run_id: str, lambda0: float) -> SearchResult:

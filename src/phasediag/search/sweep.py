@@ -21,9 +21,9 @@ import optuna
 import yaml
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from tqdm import tqdm
 
 from phasediag import signals, tracking
+from phasediag.progress import bar as progress_bar
 from phasediag.run.config import ConfigError
 from phasediag.search.config import SearchConfig
 from phasediag.search.storage import open_storage
@@ -235,7 +235,7 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
         log.warning("%s; waiting for them (a dead worker's search is taken over after %d s without heartbeat)",
                     what, spec.points[0].grace)  # fmt: skip
     run_id = sweep_run(spec, study, workers)
-    bar = tqdm(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search", disable=None)
+    bar = progress_bar(total=len(spec.points), desc=f"sweep {spec.experiment}", unit="search")
     shown = [None]
 
     def refresh() -> None:
