@@ -89,7 +89,7 @@ GALLERY_FIGURES := fig01_regimes.png:longrun/longrun.png fig02_trajectories.png:
 	fig09_uv_trajectories.png:uv_figures/uv_fig9_trajectories.png fig10_uv_saturation.png:uv/uv_fig10_saturation.png \
 	fig11_uv_first_step.png:uv/uv_fig11_first_step.png fig12_uv_relations.png:uv_figures/uv_fig12_relations.png
 
-gallery: setup docs/claims.md $(foreach f,$(GALLERY_FIGURES),docs/figures/$(firstword $(subst :, ,$(f))))
+gallery: setup docs/claims.md $(foreach f,$(GALLERY_FIGURES),docs/figures/$(firstword $(subst :, ,$(f)))) gallery-future
 	@echo "Gallery: docs/figures/ and docs/claims.md (step times in $(GALLERY)/times.txt)"
 
 $(GALLERY)/width/phase_diagram_width.png: sweeps/gallery_fcn_width.yaml | $(STAMP)
@@ -116,6 +116,22 @@ $(GALLERY)/uv_figures/uv_fig9_trajectories.png: | $(STAMP)
 	mkdir -p $(GALLERY)
 	$(call gallery_time,uv figures,$(GALLERY_ENV) uv_figures --widths 2 8 32 128 512 --inits 500 --experiment gallery_uv --out uv_figures)
 $(GALLERY)/uv_figures/uv_fig12_relations.png: $(GALLERY)/uv_figures/uv_fig9_trajectories.png
+
+# Beyond the paper (docs/optimizers.md): Adam's and momentum's phase diagrams against width, the constants against the
+# warmup length and against sigma_w^2; one target each (gallery-adam, ...), none of them in docs/claims.md.
+FUTURE_FIGURES := adam:gallery_adam_width:width momentum:gallery_momentum_width:width warmup:gallery_warmup:warmup_steps \
+	init-scale:gallery_init_scale:init_scale
+.PHONY: gallery-future $(foreach f,$(FUTURE_FIGURES),gallery-$(word 1,$(subst :, ,$(f))))
+gallery-future: $(foreach f,$(FUTURE_FIGURES),gallery-$(word 1,$(subst :, ,$(f))))
+define future_figure
+gallery-$(1): docs/figures/future_$(1).png
+docs/figures/future_$(1).png: $(GALLERY)/$(1)/phase_diagram_$(3).png
+	$(PY) -m phasediag.plots.gallery $$< $$@
+$(GALLERY)/$(1)/phase_diagram_$(3).png: sweeps/$(2).yaml | $(STAMP)
+	mkdir -p $(GALLERY)
+	$$(call gallery_time,$(1),$(GALLERY_ENV) sweep $(CURDIR)/$$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment $(2) --x $(3) --out $(1))
+endef
+$(foreach f,$(FUTURE_FIGURES),$(eval $(call future_figure,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))),$(word 3,$(subst :, ,$(f))))))
 
 # The claims on the width and the depth sweeps (c_crit from the saturation runs), one file.
 docs/claims.md: $(GALLERY)/width/phase_diagram_width.png $(GALLERY)/depth/phase_diagram_depth.png $(GALLERY)/saturation/saturation_widths.png

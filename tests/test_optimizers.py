@@ -227,3 +227,18 @@ def test_a_phase_diagram_against_warmup_steps(tmp_path):
     assert panel == ["depth", "width"]
     phase_plots.save(phase_plots.phase_diagram(summary, fits, "warmup_steps", panel, "warmup"), tmp_path / "w.png")
     assert (tmp_path / "w.png").stat().st_size > 1000
+
+
+def test_an_adam_run_from_python_logs_its_preconditioned_sharpness(store):
+    """The Python API takes the options like the CLI; the tracked run holds the pre-conditioned sharpness history and
+    the stability threshold."""
+    import phasediag
+    from phasediag import tracking
+
+    result = phasediag.run(**{k: v for k, v in TINY.items() if k != "steps"}, steps=2, optimizer="adam", c=4.0,
+                           experiment="adam")  # fmt: skip
+    history = tracking.histories([result.run_id], tracking.PRECONDITIONED_HISTORY_METRICS)
+    ratios = history[history["metric"] == "preconditioned_sharpness_ratio"].sort_values("step")
+    assert ratios["step"].tolist() == [0, 1, 2] and ratios["value"].iloc[0] == 1.0
+    logged = tracking.runs("adam").iloc[0]
+    assert logged["optimizer"] == "adam" and logged["stability_threshold"] == pytest.approx(38.0)
