@@ -119,8 +119,9 @@ $(GALLERY)/uv_figures/uv_fig12_relations.png: $(GALLERY)/uv_figures/uv_fig9_traj
 
 # Beyond the paper (docs/optimizers.md): Adam's and momentum's phase diagrams against width, the constants against the
 # warmup length and against sigma_w^2; one target each (gallery-adam, ...), none of them in docs/claims.md.
-FUTURE_FIGURES := adam:gallery_adam_width:width momentum:gallery_momentum_width:width warmup:gallery_warmup:warmup_steps \
-	init-scale:gallery_init_scale:init_scale
+FUTURE_FIGURES := adam:gallery_future_adam:width momentum:gallery_future_momentum:width \
+	warmup:gallery_future_warmup:warmup_steps \
+	init-scale:gallery_future_init_scale:init_scale
 .PHONY: gallery-future $(foreach f,$(FUTURE_FIGURES),gallery-$(word 1,$(subst :, ,$(f))))
 gallery-future: $(foreach f,$(FUTURE_FIGURES),gallery-$(word 1,$(subst :, ,$(f))))
 define future_figure
