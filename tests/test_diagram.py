@@ -232,7 +232,7 @@ def test_runs_and_histories_in_bulk(fake):
 # --- diagram ---------------------------------------------------------------------------------------------------------
 
 
-def test_diagram_tables_match_an_independent_recomputation_and_are_logged(fake, tmp_path):
+def test_diagram_tables_match_an_independent_recomputation_and_are_logged(fake, tmp_path, caplog):
     before = set(analysis_runs(FAKE)["run_id"])
     assert cli.main(["diagram", "--experiment", FAKE, "--out", str(tmp_path / "d")]) == 0
     out = tmp_path / "d"
@@ -244,8 +244,9 @@ def test_diagram_tables_match_an_independent_recomputation_and_are_logged(fake, 
         points = summary[summary["depth"] == depth]
         for name in diagram.CONSTANTS:
             row = fits[(fits["depth"] == depth) & (fits["constant"] == name)].iloc[0]
-            slope, intercept = np.polyfit(points["inv_width"], points[f"{name}_mean"], 1)  # 2 widths: a straight line
-            assert row["a1"] == pytest.approx(slope) and row["a0"] == pytest.approx(intercept) and row["a2"] == 0
+            assert row["n_points"] == len(WIDTHS) == 2 and np.isnan(row[["a0", "a1", "a2"]].astype(float)).all()
+    warned = [r.getMessage() for r in caplog.records if "fewer than 3 for its quadratic fit: no curve drawn" in r.getMessage()]
+    assert len(warned) == len(DEPTHS) * len(diagram.CONSTANTS) and "c_loss at depth=2 has 2 point(s)" in " ".join(warned)
     files = {p.name for p in out.iterdir()}
     for stem in ("phase_diagram_width", "relations_width", "barrier_width"):
         assert {f"{stem}.png", f"{stem}.csv"} <= files
@@ -308,6 +309,13 @@ def test_trajectories_of_chosen_c_with_interpolations(fake, tmp_path, capsys):
     assert "c=1 was not trained" in capsys.readouterr().err
     assert cli.main(["trajectories", "--experiment", FAKE, "--search", "nope", "--log", "false"]) == 2
 
+
+
+def test_trajectories_without_search_on_several_lists_the_choices(fake, capsys):
+    assert cli.main(["trajectories", "--experiment", FAKE, "--log", "false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "search=None" not in err, err
+    assert f"experiment {FAKE!r} holds" in err and "choose one with --search" in err and f"{FAKE}-fcn-d2-w8-s1" in err and "(9 in all)" in err
 
 # --- claims ---------------------------------------------------------------------------------------------------------------
 

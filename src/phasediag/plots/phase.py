@@ -109,7 +109,7 @@ def _fit_of(fits: pd.DataFrame, panel: list[str], values: tuple, name: str):
     rows = fits[fits["constant"] == name]
     for key, value in zip(panel, values):
         rows = rows[rows[key] == value]
-    if rows.empty or int(rows["n_points"].iloc[0]) == 0:
+    if rows.empty or not np.isfinite(rows["a0"].iloc[0]):  # no fit: too few points
         return None
     a0, a1, a2 = (float(rows[k].iloc[0]) for k in ("a0", "a1", "a2"))
     return lambda y: a0 + a1 * y + a2 * y**2

@@ -34,6 +34,7 @@ NOT_PARAMS = {"run_id", "study", "status", "run_name", "start_time", "end_time",
               "experiment", *tracking.SEARCH_METRICS}  # fmt: skip
 ANALYSIS_KIND = "analysis"
 log = logging.getLogger(__name__)
+FIT_DEGREE = 2  # the paper's curves c = a0 + a1 y + a2 y^2
 MAX_TRAJECTORIES = 12  # lines per panel when no c is chosen
 
 
@@ -134,7 +135,8 @@ def _fill_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary, fits). summary: one row per point: keys, y (inv_width or depth), and per constant the mean, q25,
     q75 and n over seeds (critical.aggregate), and the fraction of seeds censored (c_loss_censored_frac, ...). fits: per panel and constant the quadratic c = a0 + a1 y + a2 y^2
-    (critical.polyfit_curve; lower degree with fewer points), with the number of points it was fitted to."""
+    (critical.polyfit_curve), with its number of points; fewer than FIT_DEGREE + 1 points: no fit (NaN, no curve
+    drawn), and a warning."""
     keys, panel = group_keys(constants, x)
     constants = _fill_keys(constants, keys)
     summary = critical.aggregate(constants, keys, list(CONSTANTS))
@@ -152,9 +154,12 @@ def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFra
             means = points[f"{name}_mean"].to_numpy(float)
             n_points = int(np.isfinite(means).sum())
             coef = [math.nan] * 3
-            if n_points:
-                fitted = [float(c) for c in critical.polyfit_curve(points[y].to_numpy(float), means).coeffs[::-1]]
-                coef = (fitted + [0.0, 0.0])[:3]  # a0, a1, a2 (fewer points: a lower degree)
+            if n_points > FIT_DEGREE:
+                coef = [float(c) for c in critical.polyfit_curve(points[y].to_numpy(float), means, FIT_DEGREE).coeffs[::-1]]
+            elif n_points:
+                where = " ".join(f"{k}={v}" for k, v in zip(panel, values)) or "the diagram"
+                log.warning("diagram: %s at %s has %d point(s) in %s, fewer than %d for its quadratic fit: no curve drawn",
+                            name, where, n_points, y, FIT_DEGREE + 1)  # fmt: skip
             rows.append({**dict(zip(panel, values)), "constant": name, "y": y, "a0": coef[0], "a1": coef[1],
                          "a2": coef[2], "n_points": n_points})  # fmt: skip
     return summary, pd.DataFrame(rows)
@@ -241,7 +246,10 @@ def find_search(experiment: str, search: str | None) -> pd.Series:
     if match.empty:
         if found.empty:
             raise _no_searches(experiment, found)
-        names = ", ".join(found["study"].head(5)) + (", ..." if len(found) > 5 else "")
+        names = ", ".join(found["study"].head(8)) + (f", ... ({len(found)} in all)" if len(found) > 8 else "")
+        if search is None:
+            raise ConfigError(f"experiment {experiment!r} holds {len(found)} searches: choose one with --search "
+                              f"STUDY_OR_RUN_ID, one of: {names}")  # fmt: skip
         raise ConfigError(f"search={search!r} is neither the run id nor the study name of a search in experiment "
                           f"{experiment!r} (studies: {names})")  # fmt: skip
     return match.iloc[0]
