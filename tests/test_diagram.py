@@ -324,7 +324,7 @@ def test_claims_command_prints_and_logs_markdown(fake, tmp_path, capsys):
     assert cli.main(["claims", "--experiment", FAKE, "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     text = (tmp_path / "claims.md").read_text()
-    assert text in printed and "| fig. | claim | scope | measured [95 % interval] | expected | result | detail |" in text
+    assert text in printed and "| censored as c_max: measured [95 % interval] | result | censored left out:" in text
     table = pd.read_csv(tmp_path / "claims.csv")
     crit = table[table["claim"].str.contains("vicinity of c = 2")].iloc[0]
     assert crit["measured"] == pytest.approx(2.14) and crit["result"] == "pass"

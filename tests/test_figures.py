@@ -229,3 +229,32 @@ def test_gallery_copy_fits_the_size_limit(tmp_path):
         (w, h), (w2, h2) = big_image.size, small_image.size
     assert abs(w2 / h2 - w / h) < 0.01  # scaled, not cropped
     assert fit_png(tmp_path / "docs" / "small.png", tmp_path / "same.png") == size  # small enough: copied as is
+
+
+def test_phase_diagram_marks_censored_points_hatches_small_c_and_offers_a_log2_width_axis():
+    """A point where some seeds' c_loss is censored is hollow with 'k/n' beside it; c < 2 is hatched; width_axis=log2
+    puts the widths themselves on a log2 axis; a panel along which x does not vary is left out of the diagram."""
+    import pandas as pd
+
+    from phasediag.plots import phase
+    from phasediag.reports import diagram
+
+    rows = []
+    for width in (64, 128, 256):
+        for seed in range(3):
+            rows.append({"run_id": f"w{width}s{seed}", "depth": 4, "width": width, "seed": seed, "c_loss": 2.5 + seed,
+                         "c_sharp": 4.0, "c_max": 8.0, "c_barrier": math.nan, "inv_width": 1 / width,
+                         "c_loss_censored": float(width == 64 and seed < 2), "c_sharp_censored": 0.0,
+                         "c_barrier_censored": math.nan})  # fmt: skip
+    rows.append({**rows[-1], "run_id": "d8", "depth": 8, "width": 256})  # a depth point: a panel of one width
+    constants = diagram.panels_along(pd.DataFrame(rows), "width")
+    assert set(constants["depth"]) == {4}
+    summary, fits = diagram.summarize(constants, "width")
+    assert summary.set_index("width").loc[64, "c_loss_censored_count"] == 2
+    figure = phase.phase_diagram(summary, fits, "width", ["depth"], "test")
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["2/3"]
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "$c < 2$" in labels and any("censored" in label for label in labels)
+    log2 = phase.phase_diagram(summary, fits, "width", ["depth"], "test", width_axis="log2")
+    assert log2.axes[0].get_yscale() == "log" and log2.axes[0].get_ylim()[0] < 64 < 256 < log2.axes[0].get_ylim()[1]

@@ -14,16 +14,17 @@ Schedule = Literal["every_step", "paper"]
 # when L_t is measured: also "with_sharpness", only where the sharpness is (Measurements adds t = 0 and the last step)
 LossSchedule = Literal["every_step", "paper", "with_sharpness"]
 SearchMode = Literal["bisect", "grid"]
+Launcher = Literal["local", "slurm"]  # where a sweep's searches run: here, or as one SLURM job array
 Constant = Literal["c_loss", "c_sharp", "c_max", "c_barrier"]  # the critical constants of one search
 DiagramAxis = Literal["auto", "width", "depth", "warmup_steps", "init_scale"]  # a phase diagram's y axis
 WidthAxis = Literal["inverse", "log2"]  # a phase diagram's widths: 1/w (the paper) or w on a log2 axis
 DerivativeVariable = Literal["c", "log2c"]  # what Def. 4 differentiates in: c (the paper) or x = log2 c
 LossSet = Literal["train", "measure"]  # where L_t is measured: the training set (the paper) or the m examples
 Preset = Literal["tiny", "paper"]  # named sets of defaults (run.presets): a first try, or the paper's sizes
-Standardize = Literal["per_image", "none"]  # the inputs: each image to zero mean and unit std (the paper), or as given
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw"]  # sgd: the paper's plain SGD
 AdamV0 = Literal["gradient", "zero"]  # Adam's second moment at step 0: g_0^2 (Kalra & Barkeshli 2024) or 0 (plain)
 Init = Literal["normal", "orthogonal"]  # how weights are drawn: Gaussian, or orthogonal with the same variance
+Standardize = Literal["per_image", "none"]  # the inputs: each image to zero mean and unit std (the paper), or as given
 
 ARCHS: tuple[str, ...] = get_args(Arch)
 PARAMS: tuple[str, ...] = get_args(Param)
@@ -35,17 +36,18 @@ ACCELERATORS: tuple[str, ...] = get_args(Accelerator)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 LOSS_SCHEDULES: tuple[str, ...] = get_args(LossSchedule)
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+LAUNCHERS: tuple[str, ...] = get_args(Launcher)
 CONSTANTS: tuple[str, ...] = get_args(Constant)
 DIAGRAM_AXES: tuple[str, ...] = get_args(DiagramAxis)
 LOSS_SETS: tuple[str, ...] = get_args(LossSet)
 PRESETS: tuple[str, ...] = get_args(Preset)
 DERIVATIVE_VARIABLES: tuple[str, ...] = get_args(DerivativeVariable)
-STANDARDIZE: tuple[str, ...] = get_args(Standardize)
-# 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), and dataset an import path module:loader, so
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 ADAM_V0S: tuple[str, ...] = get_args(AdamV0)
 INITS: tuple[str, ...] = get_args(Init)
 ADAPTIVE_OPTIMIZERS = ("adam", "adamw")  # their stability is set by the pre-conditioned sharpness
+STANDARDIZE: tuple[str, ...] = get_args(Standardize)
+# 'synthetic' also takes a shape and size suffix (synthetic:CxHxW:N), and dataset an import path module:loader, so
 # dataset is a str checked against these.
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic", "uv")
 ZERO_OUTPUTS = ("centered", "zero_readout")  # outputs that are 0 at initialisation

@@ -146,21 +146,42 @@ def _label_widths(ax: Axes, widths: np.ndarray, top: float) -> None:
     right.set_ylabel("$w$", fontsize=8)
 
 
-def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "") -> Figure:
-    """Fig. 3: c (log2) against 1/w (or d): means with 25-75% bars, quadratic fits, the four phases filled between
-    the fitted curves, c = 2 dashed; one panel per value of the other variable (and of any other varied parameter)."""
-    y_column = Y_COLUMN[x]
+def _positions(rows: pd.DataFrame, x: str, width_axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(where the points sit, where the fitted curves are drawn, the fits' argument there) on the axis of x: 1/w or
+    d, or with width_axis=log2 the width itself on a log2 axis (the fits, quadratic in 1/w, drawn over the data)."""
+    if x == "width" and width_axis == "log2":
+        widths = rows["width"].to_numpy(float)
+        dense = np.geomspace(widths.min() / 1.3, widths.max() * 1.3, 200)
+        return widths, dense, 1.0 / dense
+    y = rows[Y_COLUMN[x]].to_numpy(float)
+    dense = _y_dense(y, x)
+    return y, dense, dense
+
+
+def _width_axis(ax: Axes, axis, widths: np.ndarray, dense: np.ndarray, which: str) -> None:
+    """A log2 axis of widths, ticked at the widths measured."""
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log", base=2)
+    (ax.set_ylim if which == "y" else ax.set_xlim)(dense[0], dense[-1])
+    axis.set_major_locator(FixedLocator(sorted(set(float(w) for w in widths))))
+    axis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "",
+                  width_axis: str = "inverse") -> Figure:  # fmt: skip
+    """Fig. 3: c (log2) against 1/w (or d; or log2 w with width_axis=log2): means with 25-75% bars, quadratic fits,
+    the four phases filled between the fitted curves, c = 2 dashed and c < 2 hatched; one panel per value of the
+    other variable (and of any other varied parameter)."""
     left, right = _c_range([summary], [f"{c}_{s}" for c in ("c_loss", "c_sharp", "c_max") for s in ("q25", "q75", "mean")])
     groups = _panels(summary, panel)
     fig, axes = _grid(len(groups))
     for ax, (values, rows) in zip(axes, groups):
-        y = rows[y_column].to_numpy(float)
-        dense = _y_dense(y, x)
+        y, dense, argument = _positions(rows, x, width_axis)
         curves = {}
         for name in ("c_loss", "c_sharp", "c_max"):
             fit = _fit_of(fits, panel, values, name)
             if fit is not None:
-                curves[name] = np.clip(fit(dense), left, right)
+                curves[name] = np.clip(fit(argument), left, right)
         c_max = curves.get("c_max", np.full_like(dense, right))
         loss = np.minimum(curves.get("c_loss", c_max), c_max)
         sharp = np.clip(curves.get("c_sharp", c_max), loss, c_max)
@@ -170,16 +191,19 @@ def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list
         for name in ("c_loss", "c_sharp", "c_max"):
             marker, colour, _ = STYLE[name]
             ax.hlines(y, rows[f"{name}_q25"], rows[f"{name}_q75"], color=colour, lw=1.3, zorder=2)
-            ax.plot(rows[f"{name}_mean"], y, marker, color=colour, ms=5, zorder=3, mec="white", mew=0.5)
+            _means(ax, rows, name, rows[f"{name}_mean"].to_numpy(float), y)
             if name in curves:
                 ax.plot(curves[name], dense, "-", color=colour, lw=1.2, zorder=2)
         ax.axvline(2.0, color="0.3", ls="--", lw=1, zorder=1)
+        ax.axvspan(left, 2.0, facecolor="none", hatch="///", edgecolor="0.75", lw=0, zorder=1)
         _c_axis(ax, "x", left, right)
         ax.set_ylim(dense[0], dense[-1])
         ax.set_xlabel(r"learning rate constant $c$, $\eta = c/\lambda_0^H$")
-        ax.set_ylabel(Y_LABEL[x])
+        ax.set_ylabel("width $w$" if x == "width" and width_axis == "log2" else Y_LABEL[x])
         ax.set_title(_title(panel, values), fontsize=10)
-        if x == "width":
+        if x == "width" and width_axis == "log2":
+            _width_axis(ax, ax.yaxis, y, dense, "y")
+        elif x == "width":
             _label_widths(ax, rows["width"].to_numpy(), dense[-1])
         else:
             _integer_ticks(ax.yaxis, y)
@@ -187,6 +211,8 @@ def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list
                (STYLE[n] for n in ("c_loss", "c_sharp", "c_max"))]  # fmt: skip
     handles += [Patch(color=colour, label=label) for label, colour in REGIONS]
     handles.append(Line2D([], [], color="0.3", ls="--", label="$c = 2$"))
+    handles.append(Patch(facecolor="none", hatch="///", edgecolor="0.75", label="$c < 2$"))
+    handles += _censored_handles(summary, ("c_loss", "c_sharp"))
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8.5, frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.06 / max(1, len(axes) // 3)))  # fmt: skip
     n = int(summary["c_loss_n"].max()) if len(summary) else 0
@@ -241,29 +267,51 @@ def relations(per_seed: pd.DataFrame, x: str, panel: list[str], title: str = "")
     return fig
 
 
+def _means(ax: Axes, rows: pd.DataFrame, name: str, xs: np.ndarray, ys: np.ndarray, label: str | None = None) -> None:
+    """The mean of a constant at each point: filled where no seed is censored, hollow with 'k/n' beside it where k
+    of the point's n seeds are censored (their value is c_max)."""
+    marker, colour, _ = STYLE[name]
+    count = rows.get(f"{name}_censored_count", pd.Series(0.0, index=rows.index)).fillna(0).to_numpy(float)
+    seeds = rows["c_max_n"].to_numpy(float) if "c_max_n" in rows else rows[f"{name}_n"].to_numpy(float)
+    censored = count > 0
+    ax.plot(xs[~censored], ys[~censored], marker, color=colour, ms=5, mec="white", mew=0.5, zorder=3, label=label)
+    ax.plot(xs[censored], ys[censored], marker, mfc="white", mec=colour, mew=1.2, ms=5.5, zorder=3)
+    for x, y, k, n in zip(xs[censored], ys[censored], count[censored], seeds[censored]):
+        if np.isfinite(x) and np.isfinite(y):
+            ax.annotate(f"{int(k)}/{int(max(n, k))}", (x, y), xytext=(4, 4), textcoords="offset points", fontsize=6.5,
+                        color=colour, zorder=4)  # fmt: skip
+
+
+def _censored_handles(summary: pd.DataFrame, names: tuple[str, ...]) -> list[Line2D]:
+    """A legend entry explaining the hollow markers, when any point has a censored seed."""
+    if not any(summary.get(f"{n}_censored_count", pd.Series(dtype=float)).fillna(0).gt(0).any() for n in names):
+        return []
+    return [Line2D([], [], marker="o", ls="", mfc="white", mec="0.3", label="hollow, k/n: k of n seeds censored (= $c_{max}$)")]
+
+
 def _censored(points: pd.DataFrame, constant: str) -> pd.Series:
     """Which rows have `constant` censored (False where the flag is missing: c_max, or an older search)."""
     column = f"{constant}_censored"
     return points[column].fillna(0).astype(bool) if column in points else pd.Series(False, index=points.index)
 
 
-def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "") -> Figure:
-    """<c_barrier> with <c_loss> and <c_sharp> against 1/w (or d): means with 25-75% bars, quadratic fits, c = 2."""
-    y_column = Y_COLUMN[x]
+def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "",
+            width_axis: str = "inverse") -> Figure:  # fmt: skip
+    """<c_barrier> with <c_loss> and <c_sharp> against 1/w (or d, or log2 w): means with 25-75% bars, quadratic fits,
+    c = 2."""
     names = ("c_loss", "c_sharp", "c_barrier")
     low, high = _c_range([summary], [f"{c}_{s}" for c in names for s in ("q25", "q75", "mean")])
     groups = _panels(summary, panel)
     fig, axes = _grid(len(groups))
     for ax, (values, rows) in zip(axes, groups):
-        y = rows[y_column].to_numpy(float)
-        dense = _y_dense(y, x)
+        y, dense, argument = _positions(rows, x, width_axis)
         for name in names:
             marker, colour, label = STYLE[name]
             ax.vlines(y, rows[f"{name}_q25"], rows[f"{name}_q75"], color=colour, lw=1.3, zorder=2)
-            ax.plot(y, rows[f"{name}_mean"], marker, color=colour, ms=5, mec="white", mew=0.5, zorder=3, label=label)
+            _means(ax, rows, name, y, rows[f"{name}_mean"].to_numpy(float), label=label)
             fit = _fit_of(fits, panel, values, name)
             if fit is not None:
-                ax.plot(dense, np.clip(fit(dense), low, high), "-", color=colour, lw=1.1, zorder=2)
+                ax.plot(dense, np.clip(fit(argument), low, high), "-", color=colour, lw=1.1, zorder=2)
         if rows["c_barrier_n"].sum() == 0:
             ax.text(0.5, 0.5, "no $c_{barrier}$ measured\n(searches without barrier=true)", transform=ax.transAxes,
                     ha="center", va="center", fontsize=9, color="0.4")  # fmt: skip
@@ -272,10 +320,12 @@ def barrier(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str],
         ax.set_xlim(dense[0], dense[-1])
         if x == "depth":
             _integer_ticks(ax.xaxis, y)
-        ax.set_xlabel(Y_LABEL[x])
+        elif width_axis == "log2":
+            _width_axis(ax, ax.xaxis, y, dense, "x")
+        ax.set_xlabel("width $w$" if x == "width" and width_axis == "log2" else Y_LABEL[x])
         ax.set_ylabel("$c$")
         ax.set_title(_title(panel, values), fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + _censored_handles(rows, names), fontsize=8, loc="upper left")
     _suptitle(fig, f"Loss barrier on the linear path $\\theta_0\\to\\theta_{{T_1}}$ — {title}\nmean over seeds, "
               "bars: 25–75% quantiles, lines: quadratic fits")  # fmt: skip
     fig.tight_layout()

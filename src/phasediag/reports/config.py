@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from phasediag.physics import grid
 from phasediag.run.config import ConfigError, RunConfig, check_choices, check_out, parse
-from phasediag.vocabulary import DerivativeVariable, DiagramAxis
+from phasediag.vocabulary import DerivativeVariable, DiagramAxis, WidthAxis
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,6 +148,8 @@ class DiagramConfig(AnalysisConfig):
     x: DiagramAxis = "auto"
     """y axis: width (y = 1/w, a panel per depth), depth (y = d, a panel per width), warmup_steps or init_scale (a panel
     per (d, w)), auto = width if several"""
+    width_axis: WidthAxis = "inverse"
+    """how widths are drawn: inverse (1/w, the paper's) or log2 (w on a log2 axis, as in the authors' notebook)"""
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,21 @@ def group_keys(constants: pd.DataFrame, x: str) -> tuple[list[str], list[str]]:
     return [*panel, x], panel
 
 
+def panels_along(constants: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The searches of the panels where x takes at least two values, when any panel does: an experiment holding a
+    width sweep at one depth and a depth sweep at one width draws, against 1/w, the one depth the widths vary at
+    (the other panels would hold a single point). The panels left out are logged."""
+    _, panel = group_keys(constants, x)
+    filled = _fill_keys(constants, panel)
+    spread = filled.groupby(panel, dropna=False)[x].transform("nunique") if panel else filled[x].nunique()
+    if not panel or not (spread >= 2).any() or (spread >= 2).all():
+        return constants
+    dropped = filled.loc[spread < 2, panel].drop_duplicates()
+    log.info("diagram against %s: %d panel(s) with a single %s left out (%s)", x, len(dropped), x,
+             "; ".join(" ".join(f"{k}={v}" for k, v in row.items()) for _, row in dropped.iterrows()))  # fmt: skip
+    return constants[(spread >= 2).to_numpy()].reset_index(drop=True)
+
+
 def _fill_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """NaN is a value of a parameter here (e.g. output_sigma=None): groupby would drop it."""
     frame = frame.copy()
@@ -142,7 +157,8 @@ def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFra
     summary = critical.aggregate(constants, keys, list(CONSTANTS))
     stats = [f"{c}_{s}" for c in CONSTANTS for s in ("mean", "q25", "q75", "n")]
     constants = constants.reindex(columns=[*constants.columns, *(c for c in CENSORED if c not in constants)])
-    censored = constants.groupby(keys)[list(CENSORED)].mean().add_suffix("_frac").reset_index()
+    flags = constants.groupby(keys)[list(CENSORED)]
+    censored = flags.mean().add_suffix("_frac").join(flags.sum().add_suffix("_count")).reset_index()
     summary = summary[[*keys, *stats]].merge(censored, on=keys, how="left")
     summary.insert(len(keys), "inv_width", 1.0 / summary["width"].astype(float))
     y = Y_COLUMN[x]
@@ -195,13 +211,15 @@ def log_analysis(experiment: str, analysis: str, params: dict[str, Any], metrics
                                           run_name=f"{analysis} {experiment}")  # fmt: skip
 
 
-def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log: bool = True) -> Output:
-    """Phase diagram, relations between the constants and c_barrier against 1/w (or d): PNG + CSV in `out`
-    (default out/<experiment>), and one analysis run holding them."""
+def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log: bool = True,
+            width_axis: str = "inverse") -> Output:  # fmt: skip
+    """Phase diagram, relations between the constants and c_barrier against 1/w (or d; widths on a log2 axis with
+    width_axis=log2): PNG + CSV in `out` (default out/<experiment>), and one analysis run holding them."""
     from phasediag.plots import phase as phase_plots
 
     constants = finished_searches(experiment)
     x = choose_x(constants, x)
+    constants = panels_along(constants, x)
     out = Path(out) if out else default_out(experiment)
     out.mkdir(parents=True, exist_ok=True)
     summary, fits = summarize(constants, x)
@@ -215,21 +233,21 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
         f"phase_diagram_{x}_fits": fits,
         f"relations_{x}": per_seed,
         f"barrier_{x}": summary[[*keys, "inv_width", *(f"{c}_{s}" for c in ("c_loss", "c_sharp", "c_barrier")
-                                                       for s in ("mean", "q25", "q75", "n", "censored_frac"))]],
+                                                       for s in ("mean", "q25", "q75", "n", "censored_frac", "censored_count"))]],
     }  # fmt: skip
     files = []
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         files.append(out / f"{name}.csv")
     figures = {
-        f"phase_diagram_{x}": phase_plots.phase_diagram(summary, fits, x, panel, title),
+        f"phase_diagram_{x}": phase_plots.phase_diagram(summary, fits, x, panel, title, width_axis),
         f"relations_{x}": phase_plots.relations(per_seed, x, panel, title),
-        f"barrier_{x}": phase_plots.barrier(summary, fits, x, panel, title),
+        f"barrier_{x}": phase_plots.barrier(summary, fits, x, panel, title, width_axis),
     }
     files += [phase_plots.save(figure, out / f"{name}.png") for name, figure in figures.items()]
     run_id = None
     if log:
-        params = {"experiment": experiment, "x": x, "y_axis": Y_COLUMN[x], "out": str(out), "searches": len(constants),
+        params = {"experiment": experiment, "x": x, "y_axis": Y_COLUMN[x], "width_axis": width_axis, "out": str(out), "searches": len(constants),
                   "points": len(summary)}  # fmt: skip
         metrics = {"searches": len(constants), "points": len(summary)}
         run_id = log_analysis(experiment, "diagram", params, metrics, files)
