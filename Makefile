@@ -79,9 +79,12 @@ GALLERY_DATA := --data_dir $(CURDIR)/data
 # Fig. 1: one FCN on 1024 Fashion-MNIST examples, B = 128 (8 steps per epoch), 1000 epochs (the paper: CNN on CIFAR-10).
 GALLERY_LONGRUN := --experiment gallery_longrun --arch fcn --depth 4 --width 128 --dataset fashion_mnist --subset 1024 \
 	--batch_size 128 --measure_examples 512 --seed 0 --cs 2 8 --epochs 1000
-# Fig. 5: FCN d = 4 on 4096 examples, two widths, 2 seeds, c in [1, 10.6], c tau = 200, sharpness over tau +/- 2.
-GALLERY_SATURATION := --experiment gallery_saturation --arch fcn --depth 4 --dataset fashion_mnist --subset 4096 \
-	--measure_examples 1024 --batch_size 512 --widths 32 256 --seeds 0 1 --x_min 0 --x_max 3.4 --tau_halfwidth 2
+# Fig. 5: the sweeps' networks on the same data, c in [1, 10.6], c tau = 200, sharpness over tau +/- 2, 3 seeds: FCN
+# d = 4 at widths 64 and 256 (overlaid), and d = 8 at w = 256, so that c_crit meets c_loss at two widths and two depths.
+GALLERY_SATURATION_SETUP := --experiment gallery_saturation --arch fcn --dataset fashion_mnist --subset 4096 \
+	--measure_examples 1024 --batch_size 512 --seeds 0 1 2 --x_min 0 --x_max 3.4 --tau_halfwidth 2
+GALLERY_SATURATION := $(GALLERY_SATURATION_SETUP) --depth 4 --widths 64 256
+GALLERY_SATURATION_DEPTH := $(GALLERY_SATURATION_SETUP) --depth 8 --width 256
 GALLERY_FIGURES := fig01_regimes.png:longrun/longrun.png fig02_trajectories.png:trajectories/trajectories.png \
 	fig03_phase_diagram_width.png:width/phase_diagram_width.png fig03_phase_diagram_depth.png:depth/phase_diagram_depth.png \
 	fig04_relations_width.png:width/relations_width.png fig05_saturation_widths.png:saturation/saturation_widths.png \
@@ -92,19 +95,21 @@ GALLERY_FIGURES := fig01_regimes.png:longrun/longrun.png fig02_trajectories.png:
 gallery: setup docs/claims.md $(foreach f,$(GALLERY_FIGURES),docs/figures/$(firstword $(subst :, ,$(f)))) gallery-future
 	@echo "Gallery: docs/figures/ and docs/claims.md (step times in $(GALLERY)/times.txt)"
 
+# The width and the depth sweep share one experiment (and their d = 4, w = 256 searches); each diagram draws the
+# panel its variable varies in.
 $(GALLERY)/width/phase_diagram_width.png: sweeps/gallery_fcn_width.yaml | $(STAMP)
 	mkdir -p $(GALLERY)
-	$(call gallery_time,sweep width,$(GALLERY_ENV) sweep $(CURDIR)/$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment gallery_fcn_width --x width --out width)
+	$(call gallery_time,sweep width,$(GALLERY_ENV) sweep $(CURDIR)/$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment gallery_fcn --x width --out width)
 $(GALLERY)/width/relations_width.png: $(GALLERY)/width/phase_diagram_width.png
-$(GALLERY)/depth/phase_diagram_depth.png: sweeps/gallery_fcn_depth.yaml | $(STAMP)
+$(GALLERY)/depth/phase_diagram_depth.png: sweeps/gallery_fcn_depth.yaml $(GALLERY)/width/phase_diagram_width.png | $(STAMP)
 	mkdir -p $(GALLERY)
-	$(call gallery_time,sweep depth,$(GALLERY_ENV) sweep $(CURDIR)/$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment gallery_fcn_depth --x depth --out depth)
+	$(call gallery_time,sweep depth,$(GALLERY_ENV) sweep $(CURDIR)/$< --workers 2 $(GALLERY_DATA) && $(GALLERY_ENV) diagram --experiment gallery_fcn --x depth --out depth)
 $(GALLERY)/trajectories/trajectories.png: | $(STAMP)
 	mkdir -p $(GALLERY)
 	$(call gallery_time,trajectories,$(GALLERY_ENV) search $(subst demo_trajectories,gallery_trajectories,$(DEMO_TRAJECTORIES)) $(GALLERY_DATA) && $(GALLERY_ENV) trajectories --experiment gallery_trajectories --out trajectories_all && mkdir -p trajectories && cp trajectories_all/trajectories_*.png trajectories/trajectories.png)
 $(GALLERY)/saturation/saturation_widths.png: | $(STAMP)
 	mkdir -p $(GALLERY)
-	$(call gallery_time,saturation,$(GALLERY_ENV) saturation_widths $(GALLERY_SATURATION) $(GALLERY_DATA) --out saturation)
+	$(call gallery_time,saturation,$(GALLERY_ENV) saturation_widths $(GALLERY_SATURATION) $(GALLERY_DATA) --out saturation && $(GALLERY_ENV) saturation $(GALLERY_SATURATION_DEPTH) $(GALLERY_DATA) --out saturation_depth)
 $(GALLERY)/longrun/longrun.png: | $(STAMP)
 	mkdir -p $(GALLERY)
 	$(call gallery_time,longrun,$(GALLERY_ENV) longrun $(GALLERY_LONGRUN) $(GALLERY_DATA) --out longrun)
@@ -134,12 +139,12 @@ $(GALLERY)/$(1)/phase_diagram_$(3).png: sweeps/$(2).yaml | $(STAMP)
 endef
 $(foreach f,$(FUTURE_FIGURES),$(eval $(call future_figure,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))),$(word 3,$(subst :, ,$(f))))))
 
-# The claims on the width and the depth sweeps (c_crit from the saturation runs), one file.
+# The claims on the width and depth sweeps (c_crit from the saturation runs of the same networks), each claim once.
 docs/claims.md: $(GALLERY)/width/phase_diagram_width.png $(GALLERY)/depth/phase_diagram_depth.png $(GALLERY)/saturation/saturation_widths.png
-	$(call gallery_time,claims,$(GALLERY_ENV) claims --experiment gallery_fcn_width --saturation_experiment gallery_saturation --out claims_width >/dev/null && $(GALLERY_ENV) claims --experiment gallery_fcn_depth --saturation_experiment gallery_saturation --out claims_depth >/dev/null)
+	$(call gallery_time,claims,$(GALLERY_ENV) claims --experiment gallery_fcn --saturation_experiment gallery_saturation --out claims >/dev/null)
 	mkdir -p docs
-	{ echo "# Claims checked by \`make gallery\`"; echo; echo "Generated from out/gallery (reduced sizes: see the README's gallery section)."; \
-	  echo; cat $(GALLERY)/claims_width/claims.md; echo; cat $(GALLERY)/claims_depth/claims.md; } > $@
+	{ echo "# Claims checked by \`make gallery\`"; echo; echo "Generated from out/gallery (reduced sizes: see docs/gallery.md)."; \
+	  echo; cat $(GALLERY)/claims/claims.md; } > $@
 
 # A figure is copied into docs/figures/ under its paper number, under 250 KB (palette, then scaled down if needed).
 define gallery_figure
