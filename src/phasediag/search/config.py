@@ -22,10 +22,19 @@ def check_storage(url: str | None) -> None:
 
     if url and urlsplit(url).password is not None:
         raise ConfigError("storage URL holds a password: remove it and set PGPASSWORD, or put it in ~/.pgpass (docs/cluster.md)")
-    file = next((url.removeprefix(scheme) for scheme in ("sqlite:///", "journal:///") if url and url.startswith(scheme)), None)
+    file = next((url.removeprefix(scheme) for scheme in ("sqlite:///", "journal://") if url and url.startswith(scheme)), None)
     folder = None if file is None else Path(file).expanduser().absolute().parent
     if folder is not None and not folder.is_dir():  # never created for a typo
         raise ConfigError(f"storage={url!r} is not allowed: the folder {folder} does not exist; create it, or give another")
+
+
+def check_storage(url: str | None) -> None:
+    """A storage URL names no password: it would be printed, logged and shown by `ps`; libpq reads it from the
+    environment instead."""
+    from urllib.parse import urlsplit
+
+    if url and urlsplit(url).password is not None:
+        raise ConfigError("storage URL holds a password: remove it and set PGPASSWORD, or put it in ~/.pgpass (docs/cluster.md)")
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        check_storage(self.storage)
         check_storage(self.storage)
         if not (self.gallop > 0 and self.gallop_near > 0):
             raise ConfigError(f"gallop={self.gallop!r}, gallop_near={self.gallop_near!r} are not allowed: both must be > 0")
