@@ -4,6 +4,8 @@
     postgres_url      (function) a fresh, empty database in it: postgresql+psycopg2://postgres@127.0.0.1:PORT/DB
     mlflow_server     (function) `mlflow server` on a free port with a private SQLite backend; returns its http URL
     free_port()                  a port nothing listens on (bound, then released)
+    slurm_cluster     (session)  munged, slurmctld and slurmd on 127.0.0.1 (one node, 2 CPUs); returns the environment
+                                 (SLURM_CONF) for SLURM's commands; skips without root or without slurm-wlm and munge
 
 Missing PostgreSQL binaries fail the test with a hint to run `make services` under CI (CI=true), else skip it.
 """
@@ -165,3 +167,145 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow-server")
     with running_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder) as url:
         yield url
+
+
+# --- SLURM -------------------------------------------------------------------------------------------------------------
+
+SLURM_PACKAGES = "slurm-wlm and munge"
+SLURM_DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
+SLURM_NODE = "phasediag-node"
+# A requeued job waits for its credential to expire (120 s by default) before it may start again: 5 s here.
+SLURM_CONF = """ClusterName=phasediag
+SlurmctldHost={host}(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+SrunPortRange={srun_ports}
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={folder}/munge/munge.socket,cred_expire=5
+StateSaveLocation={folder}/state
+SlurmdSpoolDir={folder}/spool
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+SlurmctldLogFile={folder}/log/slurmctld.log
+SlurmdLogFile={folder}/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+MpiDefault=none
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+KillWait=10
+MinJobAge=3600
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+NodeName={node} NodeHostname={hostname} NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
+PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _slurm_missing() -> str | None:
+    """Why a private SLURM cannot start here (None: it can)."""
+    missing = [tool for tool in SLURM_DAEMONS if shutil.which(tool) is None and not Path("/usr/sbin", tool).is_file()]
+    if missing:
+        return f"{', '.join(missing)} not found: run `make services` as root (it installs {SLURM_PACKAGES})"
+    if os.geteuid() != 0:
+        return f"SLURM tests need root (slurmd runs jobs as their user, SlurmUser=root): {SLURM_PACKAGES} are installed"
+    return None
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or str(Path("/usr/sbin", name))
+
+
+def _die_with_pytest() -> None:
+    """In the daemon before exec: SIGTERM when the test process dies, so that a killed pytest leaves none behind."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _start_daemon(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_die_with_pytest)  # fmt: skip
+
+
+def _wait_for(check, process: subprocess.Popen, log: Path, what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}: {log.read_text()[-2000:]}", pytrace=False)
+        if check():
+            return
+        time.sleep(0.3)
+    pytest.fail(f"{what} did not start within {timeout:.0f} s: {log.read_text()[-2000:]}", pytrace=False)
+
+
+def _node_idle(env: dict[str, str]) -> bool:
+    result = subprocess.run([_tool("sinfo"), "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30)
+    return result.returncode == 0 and result.stdout.strip() in ("idle", "mixed", "allocated")
+
+
+@contextlib.contextmanager
+def running_slurm(folder: Path) -> Iterator[dict[str, str]]:
+    """munged (as the munge user), slurmctld and slurmd on 127.0.0.1 with a generated slurm.conf: one node with 2
+    CPUs, private ports, socket, state and logs in `folder`; each daemon in its own process group, stopped by PID.
+    Yields the environment for SLURM's commands (SLURM_CONF), which the jobs inherit."""
+    import pwd
+
+    munge_user = pwd.getpwnam("munge")
+    (folder / "munge").mkdir(parents=True)
+    for sub in ("state", "spool", "log"):
+        (folder / sub).mkdir()
+    os.chmod(folder / "munge", 0o711)
+    os.chown(folder / "munge", munge_user.pw_uid, munge_user.pw_gid)
+    key, socket_path = folder / "munge" / "munge.key", folder / "munge" / "munge.socket"
+    as_munge = [_tool("runuser"), "-u", "munge", "--"]
+    _run([*as_munge, _tool("mungekey"), "--create", f"--keyfile={key}"], 30, "mungekey")
+    ports = [free_port() for _ in range(2)]
+    srun_low = 40000 + (os.getpid() * 7) % 20000  # srun's own ports: a private range per session
+    conf = folder / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=socket.gethostname(), hostname=socket.gethostname(), node=SLURM_NODE,
+                                      folder=folder, ctld_port=ports[0], d_port=ports[1],
+                                      srun_ports=f"{srun_low}-{srun_low + 99}"))  # fmt: skip
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    processes: list[subprocess.Popen] = []
+    try:
+        munged = _start_daemon([*as_munge, _tool("munged"), "--foreground", "--force", f"--socket={socket_path}",
+                                f"--key-file={key}", f"--pid-file={folder}/munge/munged.pid",
+                                f"--seed-file={folder}/munge/munged.seed", f"--log-file={folder}/munge/munged.log"],
+                               folder / "log" / "munged.out", env)  # fmt: skip
+        processes.append(munged)
+        _wait_for(socket_path.exists, munged, folder / "log" / "munged.out", "munged")
+        for daemon, argv in (("slurmctld", ["-D", "-f", str(conf)]), ("slurmd", ["-D", "-f", str(conf), "-N", SLURM_NODE])):
+            processes.append(_start_daemon([_tool(daemon), *argv], folder / "log" / f"{daemon}.out", env))
+        _wait_for(lambda: _node_idle(env), processes[-1], folder / "log" / "slurmd.out", "slurmctld and slurmd")
+        yield env
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[dict[str, str]]:
+    """A private one-node SLURM (see running_slurm) for the session; skips (or, under CI, fails) naming the packages
+    when the daemons are missing or we are not root."""
+    why = _slurm_missing()
+    if why:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    folder = Path(tempfile.mkdtemp(prefix="phasediag-slurm-"))  # not under pytest's 0700 folder: munged must reach it
+    os.chmod(folder, 0o711)
+    try:
+        with running_slurm(folder) as env:
+            yield env
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -16,7 +16,7 @@ from phasediag.reports.config import (
 )  # fmt: skip
 from phasediag import api, guide
 from phasediag.run.config import ConfigError, DataConfig, RunConfig, add_arguments, data_folder, normalize_argv, one_line, resolve
-from phasediag.search.config import SearchConfig, SweepOptions
+from phasediag.search.config import SearchConfig, StatusOptions, SweepOptions
 
 COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {}
 
@@ -91,10 +91,36 @@ def search_command(config: SearchConfig) -> int:
 def sweep_command(options: SweepOptions) -> int:
     _quiet_optuna()
     result = api.sweep_from(options)
+    if result.submission is not None:
+        _submitted(result.submission)
+        if not options.wait:
+            print(f"watch it with: phasediag status {options.spec}" + (f" --storage {options.storage}" if options.storage else ""))
+            return 0
     print(f"sweep {result.experiment}: {result.done}/{result.searches} searches done, {result.runs} runs trained in them")
     print(f"next: phasediag diagram --experiment {result.experiment}")
     print(_runs_table(result.experiment))
     return 0
+
+
+def _submitted(submission: Any) -> None:
+    """--launcher slurm: what was submitted, and where its logs are."""
+    if submission.job_id:
+        print(f"sweep {submission.experiment}: {len(submission.tasks)} of {submission.searches} searches submitted as "
+              f"SLURM job {submission.job_id}; logs in {submission.logs}/{submission.job_id}_*/")  # fmt: skip
+    for what, points in (("done already", submission.done), ("still queued or running", submission.queued)):
+        if points:
+            print(f"sweep {submission.experiment}: {len(points)} searches {what}, not submitted")
+
+
+@command("status", StatusOptions)
+def status_command(options: StatusOptions) -> int:
+    found = api.status_from(options)
+    width = max(len(p.search) for p in found.points)
+    for p in found.points:
+        print(f"{p.point:>5}  {p.search:<{width}}  {p.state:<11}  {p.detail}".rstrip())
+    counts = ", ".join(f"{n} {state}" for state, n in found.counts().items() if n)
+    print(f"sweep {found.experiment}: {counts}" + (f"; SLURM logs in {found.logs}" if found.logs else ""))
+    return 0 if found.complete else 1
 
 
 @command("uv", UVConfig)

@@ -684,6 +684,13 @@ def running_children(parent_run_id: str) -> list[tuple[str, str]]:
     return [(r.info.run_id, r.data.tags.get(TRIAL_TAG, "?")) for r in found]
 
 
+def end_reasons(run_ids) -> dict[str, str]:
+    """Why each run ended FAILED or KILLED (its END_REASON_TAG), for the runs that have one."""
+    client = _client()
+    tags = {run_id: client.get_run(run_id).data.tags for run_id in run_ids}
+    return {run_id: found[END_REASON_TAG] for run_id, found in tags.items() if END_REASON_TAG in found}
+
+
 def artifact_tables(run_ids, name: str) -> pd.DataFrame:
     """The CSV artifact `name` of each run that has it, stacked, with a run_id column first (empty: none has it)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -1,15 +1,16 @@
 """What a search and a sweep are asked to do: dataclasses only (light: the CLI imports them for --help)."""
 
+import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from phasediag.physics import grid
 from phasediag.run.config import ConfigError, RunConfig, check_choices, parse
-from phasediag.vocabulary import ZERO_OUTPUTS, Accelerator, SearchMode
+from phasediag.vocabulary import ZERO_OUTPUTS, Accelerator, Launcher, SearchMode
 
 if TYPE_CHECKING:
     from phasediag.search.ledger import Ledger
@@ -22,19 +23,10 @@ def check_storage(url: str | None) -> None:
 
     if url and urlsplit(url).password is not None:
         raise ConfigError("storage URL holds a password: remove it and set PGPASSWORD, or put it in ~/.pgpass (docs/cluster.md)")
-    file = next((url.removeprefix(scheme) for scheme in ("sqlite:///", "journal://") if url and url.startswith(scheme)), None)
+    file = next((url.removeprefix(scheme) for scheme in ("sqlite:///", "journal:///") if url and url.startswith(scheme)), None)
     folder = None if file is None else Path(file).expanduser().absolute().parent
     if folder is not None and not folder.is_dir():  # never created for a typo
         raise ConfigError(f"storage={url!r} is not allowed: the folder {folder} does not exist; create it, or give another")
-
-
-def check_storage(url: str | None) -> None:
-    """A storage URL names no password: it would be printed, logged and shown by `ps`; libpq reads it from the
-    environment instead."""
-    from urllib.parse import urlsplit
-
-    if url and urlsplit(url).password is not None:
-        raise ConfigError("storage URL holds a password: remove it and set PGPASSWORD, or put it in ~/.pgpass (docs/cluster.md)")
 
 
 @dataclass(frozen=True)
@@ -84,7 +76,6 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        check_storage(self.storage)
         check_storage(self.storage)
         if not (self.gallop > 0 and self.gallop_near > 0):
             raise ConfigError(f"gallop={self.gallop!r}, gallop_near={self.gallop_near!r} are not allowed: both must be > 0")
@@ -170,6 +161,65 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class SlurmOptions:
+    """How `--launcher slurm` submits a sweep: one SLURM job array, one task per search. Each is also a key of the
+    spec's `slurm:` mapping without the slurm_ prefix (`slurm: {partition: gpu, time: 240}`); the command line wins."""
+
+    slurm_partition: str | None = None
+    """partition the tasks run in (sbatch --partition); null = the cluster's default"""
+    slurm_time: int | None = None
+    """time limit of each task in minutes (sbatch --time); null = 60. A task that reaches it is requeued and resumes"""
+    slurm_cpus_per_task: int | None = None
+    """CPU cores per task (sbatch --cpus-per-task), also its torch threads; null = 1"""
+    slurm_gpus_per_task: int | None = None
+    """GPUs per task (sbatch --gpus-per-task); null = 0, none"""
+    slurm_mem: str | None = None
+    """memory per task, e.g. 16G (sbatch --mem); null = the partition's default"""
+    slurm_array_parallelism: int | None = None
+    """tasks of the array running at once (sbatch --array=...%N); null = as many as the cluster allows"""
+    slurm_additional: tuple[str, ...] = ()
+    """more sbatch options as KEY=VALUE, e.g. qos=high account=lab (each becomes #SBATCH --KEY=VALUE); empty = none"""
+    slurm_folder: str | None = None
+    """where the job scripts and the tasks' logs go, on a filesystem the nodes share; null = ./slurm"""
+    slurm_signal_delay: int | None = None
+    """seconds before the time limit at which SLURM warns a task (SIGUSR2): it stops cleanly and is requeued; null = 90"""
+    slurm_requeues: int | None = None
+    """times a task reaching its time limit is requeued (its search resumes each time); null = 3"""
+
+    PREFIX: ClassVar[str] = "slurm_"
+
+    def __post_init__(self) -> None:
+        for name in ("slurm_time", "slurm_cpus_per_task", "slurm_array_parallelism", "slurm_signal_delay"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: it must be >= 1, or null")
+        for name in ("slurm_gpus_per_task", "slurm_requeues"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: it must be >= 0, or null")
+        for item in self.slurm_additional:
+            if "=" not in item or item.startswith("-"):
+                raise ConfigError(f"slurm_additional item {item!r} is not allowed: write KEY=VALUE, e.g. qos=high")
+
+    @classmethod
+    def from_spec(cls, mapping: Any, where: str) -> "SlurmOptions":
+        """The spec's `slurm:` mapping (keys without the prefix), checked like the command line."""
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{where} key 'slurm' must be a mapping, e.g. {{partition: gpu, time: 240}}")
+        names = [f.name.removeprefix(cls.PREFIX) for f in dataclasses.fields(cls)]
+        unknown = sorted(set(mapping) - set(names))
+        if unknown:
+            raise ConfigError(f"{where} key 'slurm.{unknown[0]}' is not allowed: use {', '.join(names)}")
+        try:
+            return parse(cls, {f"{cls.PREFIX}{k}": v for k, v in mapping.items()})
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+
+    def over(self, base: "SlurmOptions") -> "SlurmOptions":
+        """Each of these options when given (not null, not empty), else base's."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) not in (None, ())}
+        return dataclasses.replace(base, **given)
+
+
+@dataclass(frozen=True)
 class SweepOptions:
     """Many searches from a YAML spec (sweeps/*.yaml), shared by any number of workers."""
 
@@ -186,7 +236,12 @@ class SweepOptions:
     accelerator: Accelerator | None = None
     """where this worker trains: auto, cpu or gpu; null = the spec's, or auto"""
     wait: bool | None = None
-    """searches RUNNING in another process: wait for them (null = true), or false: exit 1 naming them"""
+    """searches RUNNING in another process: wait for them (null = true), or false: exit 1 naming them; with
+    --launcher slurm, true also follows the job with a progress bar until it ends"""
+    launcher: Launcher = "local"
+    """where the searches run: local = the worker processes here; slurm = one SLURM job array, one task per search
+    (docs/cluster.md)"""
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
     WORKER_FIELDS: ClassVar[tuple[str, ...]] = ("storage", "data_dir", "accelerator", "wait")  # override every point
 
@@ -194,6 +249,28 @@ class SweepOptions:
         if self.workers < 1:
             raise ConfigError(f"workers={self.workers!r} is not allowed: it must be >= 1")
         check_storage(self.storage)
+        if self.launcher == "slurm" and self.workers != 1:
+            raise ConfigError(f"workers={self.workers} is not allowed with launcher=slurm: each search is one SLURM task "
+                              "(slurm_array_parallelism sets how many run at once)")  # fmt: skip
+        given = [f.name for f in dataclasses.fields(self.slurm) if getattr(self.slurm, f.name) not in (None, ())]
+        if self.launcher == "local" and given:
+            raise ConfigError(f"{given[0]} is given but launcher=local: add --launcher slurm, or leave it out")
 
     def overrides(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.WORKER_FIELDS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    """Where a sweep stands: per search done, running, failed (and why) or not started; exit 0 only when all are done."""
+
+    spec: str
+    """the sweep's YAML file (sweeps/*.yaml)"""
+    storage: str | None = None
+    """the Optuna storage URL the sweep ran with; null = optuna.db next to the tracking store"""
+
+    def __post_init__(self) -> None:
+        check_storage(self.storage)
+
+    def overrides(self) -> dict[str, Any]:
+        return {"storage": self.storage} if self.storage else {}

@@ -12,7 +12,7 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,13 @@ from optuna.trial import FrozenTrial, TrialState
 from phasediag import signals, tracking
 from phasediag.progress import bar as progress_bar
 from phasediag.run.config import ConfigError
-from phasediag.search.config import SearchConfig
+from phasediag.search.config import SearchConfig, SlurmOptions
 from phasediag.search.storage import open_storage
 from phasediag.search.study import (Unfinished, claimed_run, open_study, quiet_optuna, run_workers, search, wait_for,
                                     worker_exit_code)  # fmt: skip
 
 log = logging.getLogger(__name__)
-SPEC_KEYS = ("experiment", "fixed", "vary")
+SPEC_KEYS = ("experiment", "fixed", "vary", "slurm")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class SweepSpec:
     experiment: str
     points: tuple[SearchConfig, ...]
     source: str  # the spec's text, logged as an artifact
+    slurm: SlurmOptions = SlurmOptions()  # how `--launcher slurm` submits it (the spec's `slurm:` mapping)
 
     @classmethod
     def load(cls, path: Path | str, overrides: dict[str, Any] | None = None) -> "SweepSpec":
@@ -89,7 +90,7 @@ class SweepSpec:
                 points.append(SearchConfig.from_strings(values))  # the YAML's own types, checked as declared
             except ConfigError as error:
                 raise ConfigError(f"{where}: {error}") from None
-        return cls(experiment, tuple(points), text)
+        return cls(experiment, tuple(points), text, SlurmOptions.from_spec(spec.get("slurm") or {}, where))
 
     @property
     def study_name(self) -> str:
@@ -111,14 +112,17 @@ def _describe(trials: list[FrozenTrial]) -> str:
     return ", ".join(f"search {t.params.get('point', '?')} (worker {t.user_attrs.get('worker', '?')})" for t in trials)
 
 
-def free_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, poll: float) -> int | None:
-    """The first search nobody has finished or is running (None: all are finished). While the rest are running in
-    other workers, wait: they finish, or Optuna fails a claim silent for `grace` s and it is free again."""
+def free_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, poll: float,
+               points: Sequence[int] | None = None) -> int | None:  # fmt: skip
+    """The first search (of `points`, default all) nobody has finished or is running (None: all are finished). While
+    the rest are running in other workers, wait: they finish, or Optuna fails a claim silent for `grace` s and it is
+    free again."""
+    wanted = range(len(spec.points)) if points is None else points
 
     def check() -> tuple[bool, int | None, str]:
-        claimed = _claimed(study, exclude=trial.number)
+        claimed = [t for t in _claimed(study, exclude=trial.number) if t.params["point"] in wanted]
         taken = {t.params["point"] for t in claimed}
-        free = [i for i in range(len(spec.points)) if i not in taken]
+        free = [i for i in wanted if i not in taken]
         running = [t for t in claimed if t.state == TrialState.RUNNING]
         return bool(free) or not running, free[0] if free else None, _describe(running)
 
@@ -155,15 +159,15 @@ def claim_point(study: optuna.Study, spec: SweepSpec, trial: optuna.Trial, point
     return True
 
 
-def work(spec: SweepSpec, on_done=None, poll: float = 2.0) -> int:
+def work(spec: SweepSpec, on_done=None, poll: float = 2.0, points: Sequence[int] | None = None) -> int:
     """One worker: Study.optimize claims searches (one trial each, its heartbeat beating while the search runs)
-    until every search is finished; returns how many this worker finished. Two workers may pick the same point at
-    the same moment: one claims it (claim_point), the other's trial is pruned and the worker goes on."""
+    until every search (of `points`, default all) is finished; returns how many this worker finished. Two workers
+    may pick the same point at the same moment: one claims it (claim_point), the other's trial is pruned and the worker goes on."""
     study = _claims(spec)
     finished = []
 
     def objective(trial: optuna.Trial) -> float:
-        point = free_point(study, spec, trial, poll)
+        point = free_point(study, spec, trial, poll, points)
         if point is None:
             study.stop()
             raise optuna.TrialPruned("every search is finished")
@@ -255,9 +259,17 @@ def sweep(spec: SweepSpec, workers: int = 1, poll: float = 2.0) -> tuple[int, in
             run_workers(_worker_process, (spec,), workers, f"sweep {spec.experiment}", poll, refresh)
         refresh()
         bar.close()
-        done, runs = progress(study)
+        done, runs = finish_if_done(spec, study, run_id)
         if done < len(spec.points):
             raise Unfinished(f"sweep {spec.experiment}: {done}/{len(spec.points)} searches done; re-run it to finish the rest")
+    return done, runs
+
+
+def finish_if_done(spec: SweepSpec, study: optuna.Study, run_id: str) -> tuple[int, int]:
+    """(searches done, runs trained); once every search is done, the sweep's run gets the totals and ends FINISHED
+    (whichever process sees it first: a local sweep, or the last task of a SLURM array)."""
+    done, runs = progress(study)
+    if done == len(spec.points):
         tracking.log_metrics(run_id, {"searches_done": done, "runs_trained": runs})
         tracking.finish_run(run_id)
     return done, runs
