@@ -1,4 +1,6 @@
-"""The MLflow UI in a real browser: a small finished experiment, `mlflow server` on it, headless Chromium.
+"""The MLflow UI in a real browser: a small experiment tracked through `mlflow server`, headless Chromium opening
+exactly the runs-table address the commands print. The test saves a screenshot of that page (runs_table.png in its
+tmp folder; docs/figures/mlflow_runs_table.png is one, cropped to the table).
 
 Chromium comes from Debian (`apt-get install chromium`, done by `make services`). Without it the test fails under
 CI (CI=true) naming `make services`, and is skipped elsewhere. Everything listens on 127.0.0.1 only; every wait is
