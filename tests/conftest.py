@@ -40,6 +40,17 @@ TINY = Path(REPO) / "sweeps" / "tiny.yaml"
 PHASEDIAG = str(Path(sys.executable).parent / "phasediag")
 
 
+def one_search_spec(folder: Path) -> Path:
+    """sweeps/tiny.yaml cut to one search (depth 2, width 8, seed 0), written into `folder`: the smallest sweep."""
+    import yaml
+
+    spec = yaml.safe_load(TINY.read_text())
+    spec["vary"] = {"depth": [2], "width": [8], "seed": [0]}
+    path = folder / "one-search.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory) -> dict:
     """sweeps/tiny.yaml trained once per test session, by `phasediag sweep --workers 2` in a folder of its own

@@ -23,7 +23,7 @@ def check_storage(url: str | None) -> None:
 
     if url and urlsplit(url).password is not None:
         raise ConfigError("storage URL holds a password: remove it and set PGPASSWORD, or put it in ~/.pgpass (docs/cluster.md)")
-    file = next((url.removeprefix(scheme) for scheme in ("sqlite:///", "journal:///") if url and url.startswith(scheme)), None)
+    file = next((url.removeprefix(scheme) for scheme in ("sqlite:///", "journal://") if url and url.startswith(scheme)), None)
     folder = None if file is None else Path(file).expanduser().absolute().parent
     if folder is not None and not folder.is_dir():  # never created for a typo
         raise ConfigError(f"storage={url!r} is not allowed: the folder {folder} does not exist; create it, or give another")

@@ -67,7 +67,6 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     try:
         path = journal_path(url)
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             storage = JournalWithHeartbeat(path, heartbeat, grace, on_stale)
         else:
             with tracking.sqlite_lock(url):
