@@ -4,6 +4,10 @@
     postgres_url      (function) a fresh, empty database in it: postgresql+psycopg2://postgres@127.0.0.1:PORT/DB
     mlflow_server     (function) `mlflow server` on a free port with a private SQLite backend; returns its http URL
     free_port()                  a port nothing listens on (bound, then released)
+    postgres_with_password (function) a cluster of its own whose TCP logins need a password (scram-sha-256); returns
+                                 (url without password, password): clients get it from PGPASSWORD
+    mlflow_auth_server (function) `mlflow server --app-name basic-auth` with a user of its own; returns (url, user,
+                                 password, server folder): clients get them from MLFLOW_TRACKING_USERNAME / _PASSWORD
     slurm_cluster     (session)  munged, slurmctld and slurmd on 127.0.0.1 (one node, 2 CPUs); returns the environment
                                  (SLURM_CONF) for SLURM's commands; skips without root or without slurm-wlm and munge
 
@@ -64,6 +68,14 @@ def _run(argv: list[str], timeout: float, what: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_cluster():
     """(host, port) of a private PostgreSQL cluster, stopped and deleted at the end of the session."""
+    with running_postgres() as address:
+        yield address
+
+
+@contextlib.contextmanager
+def running_postgres(password: str | None = None) -> Iterator[tuple[str, int]]:
+    """A private cluster on 127.0.0.1 and a free port: trust logins, or with `password` the superuser's password
+    required over TCP (scram-sha-256; it is given to initdb in a file, never on a command line)."""
     for tool in ("initdb", "pg_ctl"):
         if not (PG_BIN / tool).is_file():
             _missing(f"PostgreSQL's {tool} ({PG_BIN / tool})")
@@ -77,8 +89,13 @@ def postgres_cluster():
     port = free_port()
     started = False
     try:
-        _run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8",
+        auth = ["--auth=trust"]
+        if password is not None:
+            (folder / "pwfile").write_text(password)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={folder / 'pwfile'}"]
+        _run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), *auth, "-U", "postgres", "-E", "UTF8",
                            "--no-sync"]), 120, "initdb")  # fmt: skip
+        (folder / "pwfile").unlink(missing_ok=True)
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         _run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
                            "-t", str(START_TIMEOUT), "start", "-w"]), START_TIMEOUT + 10, "pg_ctl start")  # fmt: skip
@@ -137,19 +154,22 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(store: str, folder: Path, port: int | None = None) -> Iterator[str]:
-    """`mlflow server` over `store` on 127.0.0.1 (a free port unless given), in its own process group; yields its URL."""
+def running_mlflow_server(store: str, folder: Path, port: int | None = None, app_name: str | None = None,
+                          env: dict[str, str] | None = None) -> Iterator[str]:  # fmt: skip
+    """`mlflow server` over `store` on 127.0.0.1 (a free port unless given), in its own process group, with an
+    `--app-name` and more environment if given; yields its URL."""
     mlflow = VENV_BIN / "mlflow"
     if not mlflow.is_file():
         pytest.fail(f"{mlflow} not found: run `make setup`", pytrace=False)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_RUN_ID", None)
     argv = [str(mlflow), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", store, "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
+            "--backend-store-uri", store, "--artifacts-destination", str(folder / "artifacts"),
+            *(["--app-name", app_name] if app_name else [])]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -167,6 +187,56 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow-server")
     with running_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder) as url:
         yield url
+
+
+def secret() -> str:
+    return f"pw-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def postgres_with_password() -> Iterator[tuple[str, str]]:
+    """A cluster of its own that asks for a password over TCP, with one database; (url without password, password)."""
+    import psycopg2
+
+    password = secret()
+    with running_postgres(password) as (host, port):
+        connection = psycopg2.connect(host=host, port=port, user="postgres", password=password, dbname="postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute('CREATE DATABASE "optuna"')
+        connection.close()
+        yield f"postgresql+psycopg2://postgres@{host}:{port}/optuna", password
+
+
+AUTH_INI = """[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = sqlite:///{folder}/basic_auth.db
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
+
+
+@pytest.fixture
+def mlflow_auth_server(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
+    """`mlflow server --app-name basic-auth` (its admin's password and the Flask secret from the environment, as
+    docs/cluster.md starts it) and a user `worker` made by the admin; yields (url, "worker", the worker's password,
+    the server's folder: its database mlflow.db, log and artifacts)."""
+    import base64
+    import json
+
+    folder = tmp_path_factory.mktemp("mlflow-auth-server")
+    (folder / "basic_auth.ini").write_text(AUTH_INI.format(folder=folder))
+    admin, password = secret(), secret()
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(folder / "basic_auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": admin,
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": secret()}  # fmt: skip
+    with running_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder, app_name="basic-auth", env=env) as url:
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/users/create", method="POST",
+                                         data=json.dumps({"username": "worker", "password": password}).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": "Basic " + base64.b64encode(f"admin:{admin}".encode()).decode()})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        yield url, "worker", password, folder
 
 
 # --- SLURM -------------------------------------------------------------------------------------------------------------
