@@ -60,7 +60,7 @@ def test_phasediag_data_creates_the_folder_it_is_asked_to_fill(tmp_path, capsys,
 
 def test_a_storage_folder_that_does_not_exist_is_refused_and_not_created(store, tmp_path, capsys):
     missing = tmp_path / "nonexistent" / "dir"
-    for storage in (f"sqlite:///{missing}/optuna.db", f"journal:///{missing}/optuna.log"):
+    for storage in (f"sqlite:///{missing}/optuna.db", f"journal://{missing}/optuna.log"):
         assert cli.main(["search", *TINY, "--storage", storage]) == 2
         err = one_line(capsys)
         assert f"the folder {missing} does not exist" in err
