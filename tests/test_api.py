@@ -39,9 +39,7 @@ start = time.perf_counter()
 import phasediag
 seconds = time.perf_counter() - start
 heavy = [m for m in {HEAVY!r} if m in sys.modules]
-import phasediag.run.config, phasediag.search.config
-from phasediag.run import runner
-from phasediag.search import study
+import phasediag.run.config, phasediag.search.ledger  # a submodule not imported yet: the attributes stay the calls
 print(seconds, heavy, callable(phasediag.run), callable(phasediag.search))
 """
     done = python(code, tmp_path)
@@ -138,6 +136,7 @@ print(json.dumps({{"run_id": result.run_id, "c": result.c, "lambda0": result.lam
 """
 
 
+@pytest.mark.slow
 def test_run_returns_its_result_and_prints_nothing_of_lightnings(tmp_path):
     """In a fresh interpreter (Lightning installs its own handler there): no banner, tip or warning on stdout or
     stderr; no handler added to the root logger; the result is the tracked run's."""
@@ -158,6 +157,7 @@ def test_run_returns_its_result_and_prints_nothing_of_lightnings(tmp_path):
     assert run.data.metrics["lambda0"] == pytest.approx(result["lambda0"])
 
 
+@pytest.mark.slow
 def test_search_results_and_trajectories(store, tmp_path):
     """A search from Python: its constants, censored flags and trained runs; asking again trains nothing; the
     experiment's results table holds it; its trajectories come back as a Figure and tables."""
