@@ -3,7 +3,7 @@
 The Python API (phasediag.api; docs/python-api.md):
 
     import phasediag
-    found = phasediag.search(dataset="synthetic:1x8x8:256", depth=2, width=32)
+    found = phasediag.search(dataset="synthetic:1x8x8:256", measure_examples=64, batch_size=64, depth=2, width=32)
     found.c_loss, found.c_sharp, found.c_max, found.runs
 
 Light on purpose: phasediag.api and the option dataclasses it imports load no torch, Lightning, MLflow, Optuna, numpy

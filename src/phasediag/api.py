@@ -1,8 +1,9 @@
 """The Python API, the one façade over the package: the command line (cli.py) and notebooks call it.
 
     import phasediag
-    one = phasediag.run(dataset="synthetic:1x8x8:256", width=32, c=2.0)       # RunResult: lambda0, eta, history
-    found = phasediag.search(dataset="synthetic:1x8x8:256", width=32)        # SearchResult: c_loss, ..., runs
+    tiny = {"dataset": "synthetic:1x8x8:256", "measure_examples": 64, "batch_size": 64, "width": 32}
+    one = phasediag.run(c=2.0, **tiny)                                       # RunResult: lambda0, eta, history
+    found = phasediag.search(**tiny)                                         # SearchResult: c_loss, ..., runs
     phasediag.sweep("sweeps/tiny.yaml")                                      # or a dict shaped like the YAML
     table = phasediag.results("tiny")                                        # one row per finished search
     figure = phasediag.diagram("tiny").figures["phase_diagram_width"]         # matplotlib Figures and tables
@@ -110,7 +111,7 @@ def check_data(*configs: RunConfig) -> None:
 
 
 def check_store() -> None:
-    """The tracking store answers (one line naming it, else)."""
+    """The tracking store answers; else TrackingError, one line naming it."""
     from phasediag import tracking
 
     tracking.check_reachable()
