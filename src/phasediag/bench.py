@@ -195,7 +195,9 @@ def section_uv(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------------------------- section C
 
-SEARCH = dict(arch="fcn", depth=4, width=128, dataset="fashion_mnist", seed=0, log_checkpoints=False)
+# L_t and the barriers on the measurement set, as when the >= 15x target was set: on the training set (the default)
+# the loss evaluations, the same per run for both protocols, would bound the ratio by the runs' ratio
+SEARCH = dict(arch="fcn", depth=4, width=128, dataset="fashion_mnist", seed=0, loss_set="measure", log_checkpoints=False)
 
 
 def section_search(args: argparse.Namespace) -> None:
@@ -209,7 +211,7 @@ def section_search(args: argparse.Namespace) -> None:
         results, walls = {}, {}
         for name, config in configs.items():
             walls[name], results[name] = timed(lambda: search(config), torch.device("cpu"))
-    print(f"FCN d={run.depth} w={run.width} on Fashion-MNIST (all 60000 examples, B=512, m=2048), seed {run.seed}, "
+    print(f"FCN d={run.depth} w={run.width} on Fashion-MNIST (all 60000 examples, B=512, m=2048; L_t and barriers on the m), seed {run.seed}, "
           f"x in [{configs['grid + paper estimator'].x_min:g}, {configs['grid + paper estimator'].x_max:g}] step 0.1\n")
     rows = [[name, r.n_runs, r.hvps, f"{walls[name]:.0f}", *[f"{r.constants[c]:.3g}" for c in CONSTANTS]]
             for name, r in results.items()]  # fmt: skip
