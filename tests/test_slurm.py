@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -16,7 +17,6 @@ import pytest
 import yaml
 from lightning.fabric.plugins.environments import LightningEnvironment
 
-from conftest import PHASEDIAG
 from phasediag.run import runner
 from phasediag.run.config import RunConfig
 from phasediag.vocabulary import CONSTANTS
@@ -64,8 +64,30 @@ def _write_spec(folder: Path, **changes) -> Path:
     return path
 
 
-def _phasediag(env: dict[str, str], folder: Path, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([PHASEDIAG, *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def phasediag(monkeypatch, capsys):
+    """`phasediag ARGV` in this process (no start-up: a few seconds each on two busy cores), under `env`'s tracking
+    store and SLURM, in `folder` (where the SLURM tasks run too)."""
+    from phasediag import cli
+
+    def call(env: dict[str, str], folder: Path, *argv: str) -> Result:
+        for name in ("MLFLOW_TRACKING_URI", "SLURM_CONF"):
+            if name in env:
+                monkeypatch.setenv(name, env[name])
+        monkeypatch.chdir(folder)
+        capsys.readouterr()
+        code = cli.main(list(argv))
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return call
 
 
 @pytest.fixture
@@ -99,11 +121,11 @@ def _check_once(uri: str, experiment: str, monkeypatch) -> dict[str, dict[str, f
 
 
 @pytest.mark.slow
-def test_a_sweep_as_a_job_array_gives_the_local_constants(cluster_env, tmp_path, monkeypatch):
+def test_a_sweep_as_a_job_array_gives_the_local_constants(cluster_env, tmp_path, monkeypatch, phasediag):
     spec = _write_spec(tmp_path)
     started = time.monotonic()
-    result = _phasediag(cluster_env, tmp_path, "sweep", str(spec), "--launcher", "slurm", "--wait", "true",
-                        "--storage", cluster_env["STORAGE"], "--slurm_time", "10")  # fmt: skip
+    result = phasediag(cluster_env, tmp_path, "sweep", str(spec), "--launcher", "slurm", "--wait", "true",
+                       "--storage", cluster_env["STORAGE"], "--slurm_time", "10")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "submitted as SLURM job" in result.stdout and f"logs in {tmp_path}/slurm/slurm_tiny/" in result.stdout
     assert "2/2 searches done" in result.stdout
@@ -112,8 +134,10 @@ def test_a_sweep_as_a_job_array_gives_the_local_constants(cluster_env, tmp_path,
     local = tmp_path / "local"
     local.mkdir()
     env = {**cluster_env, "MLFLOW_TRACKING_URI": f"sqlite:///{local}/mlruns.db"}
-    assert _phasediag(env, local, "sweep", str(spec)).returncode == 0
-    assert _check_once(env["MLFLOW_TRACKING_URI"], "slurm_tiny", monkeypatch) == on_slurm  # the same grid points
+    assert phasediag(env, local, "sweep", str(spec)).returncode == 0
+    on_this_machine = _check_once(env["MLFLOW_TRACKING_URI"], "slurm_tiny", monkeypatch)
+    print(f"constants: SLURM {on_slurm}, local {on_this_machine}")
+    assert on_this_machine == on_slurm  # the same grid points, exactly
 
 
 def _status(spec: Path, env: dict[str, str], monkeypatch):
@@ -139,7 +163,7 @@ def _task(detail: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_cancelled_task_is_reported_failed_and_a_resubmission_finishes_it(cluster_env, tmp_path, monkeypatch):
+def test_a_cancelled_task_is_reported_failed_and_a_resubmission_finishes_it(cluster_env, tmp_path, monkeypatch, phasediag):
     """One task at a time: mid-way through the first search `status` says running / not started; scancel makes it
     failed (with why) while the other finishes, and status exits 1; the sweep submitted again runs only the
     cancelled search, resumed, and nothing is trained twice; status then exits 0."""
@@ -147,7 +171,7 @@ def test_a_cancelled_task_is_reported_failed_and_a_resubmission_finishes_it(clus
 
     spec = _write_spec(tmp_path)
     submit = ["sweep", str(spec), "--launcher", "slurm", "--storage", cluster_env["STORAGE"]]
-    result = _phasediag(cluster_env, tmp_path, *submit, "--slurm_array_parallelism", "1")
+    result = phasediag(cluster_env, tmp_path, *submit, "--slurm_array_parallelism", "1")
     assert result.returncode == 0 and "2 of 2 searches submitted" in result.stdout, result.stderr[-3000:]
 
     def mid_search():
@@ -165,13 +189,13 @@ def test_a_cancelled_task_is_reported_failed_and_a_resubmission_finishes_it(clus
 
     status = _wait_until("the cancelled search failed and the other done", settled)
     assert "KILLED: stopped by SIGTERM" in status.points[0].detail and "CANCELLED" in status.points[0].detail
-    shown = _phasediag(cluster_env, tmp_path, "status", str(spec), "--storage", cluster_env["STORAGE"])
+    shown = phasediag(cluster_env, tmp_path, "status", str(spec), "--storage", cluster_env["STORAGE"])
     assert shown.returncode == 1 and "1 done, 1 failed" in shown.stdout, shown.stdout + shown.stderr
-    again = _phasediag(cluster_env, tmp_path, *submit, "--wait", "true")
+    again = phasediag(cluster_env, tmp_path, *submit, "--wait", "true")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "1 of 2 searches submitted" in again.stdout and "1 searches done already" in again.stdout
     _check_once(cluster_env["MLFLOW_TRACKING_URI"], "slurm_tiny", monkeypatch)
-    shown = _phasediag(cluster_env, tmp_path, "status", str(spec), "--storage", cluster_env["STORAGE"])
+    shown = phasediag(cluster_env, tmp_path, "status", str(spec), "--storage", cluster_env["STORAGE"])
     assert shown.returncode == 0 and "2 done" in shown.stdout, shown.stdout + shown.stderr
 
 
@@ -180,7 +204,7 @@ def _scontrol(env: dict[str, str], *argv: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_task_reaching_its_time_limit_is_requeued_and_resumes_its_search(cluster_env, tmp_path, monkeypatch):
+def test_a_task_reaching_its_time_limit_is_requeued_and_resumes_its_search(cluster_env, tmp_path, monkeypatch, phasediag):
     """A grid search whose one point is held by a trial of 'another worker' (never beating, so never failed): the
     task trains every other point, then waits, and there its time limit is shortened. SLURM's warning (SIGUSR2)
     stops it cleanly and it is requeued; once the held point is released the requeued task trains only that point
@@ -199,8 +223,8 @@ def test_a_task_reaching_its_time_limit_is_requeued_and_resumes_its_search(clust
     held = 2  # x = 0.5: below any divergence, so the grid needs it
     study.enqueue_trial({"k": held})
     holder = study.ask({"k": IntDistribution(0, config.n_points - 1)})
-    result = _phasediag(cluster_env, tmp_path, "sweep", str(spec), "--launcher", "slurm", "--storage", cluster_env["STORAGE"],
-                        "--slurm_time", "10")  # fmt: skip
+    result = phasediag(cluster_env, tmp_path, "sweep", str(spec), "--launcher", "slurm", "--storage", cluster_env["STORAGE"],
+                       "--slurm_time", "10")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
 
     def waiting():  # every point but the held one trained, up to the first divergence
@@ -227,11 +251,11 @@ def test_a_task_reaching_its_time_limit_is_requeued_and_resumes_its_search(clust
 
 
 @pytest.mark.slow
-def test_status_of_a_local_sweep_reads_the_tracking_store(tiny_sweep, tmp_path):
+def test_status_of_a_local_sweep_reads_the_tracking_store(tiny_sweep, tmp_path, phasediag):
     """sweeps/tiny.yaml done by local workers: every point done with its constants, exit 0; the same spec with one
     more seed: that point not started, exit 1. Nothing is created by asking."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_sweep["uri"]}
-    shown = _phasediag(env, tiny_sweep["folder"], "status", str(tiny_sweep["spec"]))
+    shown = phasediag(env, tiny_sweep["folder"], "status", str(tiny_sweep["spec"]))
     assert shown.returncode == 0, shown.stdout + shown.stderr
     lines = shown.stdout.splitlines()
     assert len(lines) == 5 and all(" done " in line and "c_loss=" in line for line in lines[:4]), shown.stdout
@@ -241,7 +265,7 @@ def test_status_of_a_local_sweep_reads_the_tracking_store(tiny_sweep, tmp_path):
     spec = tmp_path / "bigger.yaml"
     spec.write_text(yaml.safe_dump(bigger))
     before = sorted(p.name for p in Path(tiny_sweep["folder"]).iterdir())
-    shown = _phasediag(env, tiny_sweep["folder"], "status", str(spec))
+    shown = phasediag(env, tiny_sweep["folder"], "status", str(spec))
     assert shown.returncode == 1 and shown.stdout.splitlines()[-1] == "sweep tiny: 4 done, 2 not started", shown.stdout
     assert sorted(p.name for p in Path(tiny_sweep["folder"]).iterdir()) == before
 
@@ -294,3 +318,15 @@ def test_queue_states_reads_squeue_then_sacct(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert queue_states(["12_0", "12_1", "12_2", "12_3"]) == {
         "12_0": ("RUNNING", ""), "12_1": ("PENDING", "JobArrayTaskLimit"), "12_2": ("CANCELLED", "0:15")}
+
+
+@pytest.mark.slow
+def test_a_job_array_slurm_refuses_is_one_line_and_leaves_no_run(cluster_env, tmp_path, monkeypatch, phasediag):
+    from phasediag import tracking
+
+    spec = _write_spec(tmp_path)
+    result = phasediag(cluster_env, tmp_path, "sweep", str(spec), "--launcher", "slurm", "--storage", cluster_env["STORAGE"],
+                       "--slurm_partition", "nosuch")  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "SLURM refused the job array" in result.stderr and "partition" in result.stderr
+    assert tracking.runs_of_kind("slurm_tiny", "sweep").empty

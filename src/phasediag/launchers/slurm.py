@@ -12,6 +12,8 @@ the same call again), which resumes the search from its Optuna ledger. A cancell
 same way and is not requeued; a preempted one is requeued by SLURM itself.
 """
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -105,7 +107,7 @@ class SearchTask(submitit.helpers.Checkpointable):
             self._check_unchanged()
             sweep.work(self.spec, points=[point])
             study = claims(self.spec)
-            sweep.finish_if_done(self.spec, study, study.user_attrs["sweep_run_id"])
+            sweep.finish_if_done(self.spec, study, study.user_attrs["sweep_run_id"])  # set by the submitter after sbatch
         except BaseException as error:
             if _warned and signals.interruption(error) is not None and callable(requeue):
                 log.warning("search %d stopped on SLURM's warning (time limit or preemption): requeued", point)
@@ -143,10 +145,9 @@ def _executor(spec: sweep.SweepSpec, options: SlurmOptions, folder: Path) -> sub
     parameters = {"job_name": f"phasediag-{spec.experiment}", "time": value["time"], "cpus_per_task": value["cpus_per_task"],
                   "signal_delay_s": value["signal_delay"],
                   "additional_parameters": dict(item.split("=", 1) for item in options.slurm_additional)}  # fmt: skip
-    for name, key in (("partition", "partition"), ("gpus_per_task", "gpus_per_task"), ("mem", "mem"),
-                      ("array_parallelism", "array_parallelism")):  # fmt: skip
+    for name in ("partition", "gpus_per_task", "mem", "array_parallelism"):  # null: left to SLURM and submitit
         if getattr(options, f"slurm_{name}"):
-            parameters[key] = getattr(options, f"slurm_{name}")
+            parameters[name] = getattr(options, f"slurm_{name}")
     executor.update_parameters(**parameters)
     return executor
 
@@ -159,8 +160,6 @@ def submit(spec: sweep.SweepSpec, options: SlurmOptions) -> Submission:
     options = options.over(spec.slurm)
     check_multi_node(spec.points[0].storage_url, tracking.tracking_uri())
     study = claims(spec)
-    run_id = sweep.sweep_run(spec, study, len(spec.points))
-    tracking.set_status_running(run_id)
     folder = Path(options.slurm_folder or "slurm").resolve() / spec.experiment
     done = sorted({t.params["point"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))})
     recorded = {int(p): task for p, task in study.user_attrs.get(TASKS_ATTR, {}).items()}
@@ -170,10 +169,17 @@ def submit(spec: sweep.SweepSpec, options: SlurmOptions) -> Submission:
     submission = Submission(spec.experiment, len(spec.points), None, {}, folder, done, queued)
     if not todo:
         if len(done) == len(spec.points):
-            sweep.finish_if_done(spec, study, run_id)
+            sweep.finish_if_done(spec, study, sweep.sweep_run(spec, study, len(spec.points)))
         return submission
     threads = options.slurm_cpus_per_task or DEFAULTS["cpus_per_task"]
-    jobs = _executor(spec, options, folder).map_array(SearchTask(spec, threads), todo)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's complaint too: one line here
+            jobs = _executor(spec, options, folder).map_array(SearchTask(spec, threads), todo)
+    except submitit.core.utils.FailedJobError as error:  # sbatch said no: a bad partition, QOS, account, size
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise ConfigError(f"SLURM refused the job array: {lines[-1].strip() if lines else error}") from None
+    # the sweep's run once SLURM took the array (a refused one leaves none); the tasks need it only at their end
+    tracking.set_status_running(sweep.sweep_run(spec, study, len(spec.points)))
     submission.tasks = {point: job.job_id for point, job in zip(todo, jobs)}
     submission.job_id = jobs[0].job_id.split("_")[0]
     study.set_user_attr(TASKS_ATTR, {**{str(p): t for p, t in recorded.items()}, **{str(p): t for p, t in submission.tasks.items()}})
