@@ -16,8 +16,8 @@ d/w), and the grid's constant is the first 'yes' scanning upward. The search pro
 pass), refines each bracket, and trains the neighbours of every close-call 'no' below a constant. A 'yes' below a
 'no' that it sees moves the constant down to it and is reported (`non_monotone`). It misses a 'yes' window that is
 narrower than `gallop`, falls between its probes, and whose neighbouring probes were not close calls; and one
-inside a refined bracket (between two 'no's) under the same condition. With start above 0 (the previous default,
-c = 2), nothing below the first probe is seen unless something there answers 'yes' first.
+inside a refined bracket (between two 'no's) under the same condition. With start above 0 (x_start = 1: c = 2),
+nothing below the first probe is seen unless something there answers 'yes' first.
 """
 
 import math
