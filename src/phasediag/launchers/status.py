@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from phasediag import tracking
 from phasediag.launchers.slurm import FOLDER_ATTR, TASKS_ATTR, is_active, queue_states
 from phasediag.search.storage import journal_path, open_storage
+from phasediag.search.study import quiet_optuna
 from phasediag.search.sweep import SweepSpec
 from phasediag.vocabulary import CONSTANTS
 
@@ -51,9 +52,9 @@ def _claims(spec: SweepSpec) -> optuna.Study | None:
     path = journal_path(url) or (url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None)
     if path is not None and not Path(path).expanduser().is_file():
         return None
-    storage = open_storage(url, point.heartbeat, point.grace)
     try:
-        return optuna.load_study(study_name=spec.study_name, storage=storage)
+        with quiet_optuna():  # the heartbeat is what tells a dead worker's claim from a live one
+            return optuna.load_study(study_name=spec.study_name, storage=open_storage(url, point.heartbeat, point.grace))
     except KeyError:
         return None
 
