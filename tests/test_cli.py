@@ -247,7 +247,7 @@ def test_importing_the_package_changes_no_global_state():
     """No logger level, warning filter or matplotlib backend is set by importing phasediag (only cli.main configures)."""
     code = '''
 import importlib, logging, pkgutil, warnings
-import jsonargparse, lightning.pytorch, matplotlib.figure, mlflow, optuna, pandas, scipy.signal, scipy.special, sqlalchemy, torch, torchvision, tqdm, yaml
+import jsonargparse, lightning.pytorch, matplotlib.figure, mlflow, optuna, pandas, scipy.signal, scipy.special, sqlalchemy, submitit, torch, torchvision, tqdm, yaml
 import phasediag
 def state():
     levels = {n: l.level for n, l in logging.root.manager.loggerDict.items() if isinstance(l, logging.Logger) and l.level}
