@@ -51,9 +51,9 @@ class SearchConfig:
     constant is ever larger, so a 'yes' window at least this wide is always seen (0.5: narrower ones, 4-5 more runs)"""
     gallop_near: float = 0.3
     """bisect: the same step once any transition has been seen (the constants sit close together)"""
-    close: float = 0.01
-    """bisect: a 'no' below a constant whose loss or sharpness ratio rounded to 1.00 (margin, the log of the largest
-    ratio over its threshold, above -close) has its untrained grid neighbours trained too; 0 = off"""
+    close: float = 0.05
+    """bisect: a 'no' below a constant whose loss or sharpness margin (log of its largest ratio over the threshold)
+    is above -close, a ratio within about 5 % of an increase, has its untrained grid neighbours trained too; 0 = off"""
     eps: float | None = None
     """c_sharp threshold: an increase is lambda_t / lambda_0 > 1 + eps; null = 0, or 0.05 for centered / zero_readout"""
     storage: str | None = None

@@ -8,7 +8,8 @@ question), so per question the bracket is (largest k known 'no' below the first 
 
 The answers decide the brackets; the trials' margins (how far the largest loss and sharpness ratios were from
 their thresholds, critical.trial_margins) only decide where to probe next: where they interpolate to zero, and,
-where a 'no' below a constant was a close call (its ratio rounded to 1.00: margin > -close), its grid neighbours.
+where a 'no' below a constant was a close call (margin > -close: a ratio within ~5 % of an increase), its grid
+neighbours.
 
 What a bisection cannot see: answers are not always monotone in c (noise at small batches, cross-entropy, large
 d/w), and the grid's constant is the first 'yes' scanning upward. The search probes every question at least every
@@ -49,7 +50,7 @@ class Ledger:
     gallop_near: int = 3  # ... or, once any transition has been seen, this many (the constants sit close together),
     # growing by a third of the distance from the lowest 'yes' (so a far transition is still reached in few steps),
     # but never more than gallop: every question is probed at least every gallop points below its constant
-    close: float = 0.01  # bisect: a 'no' below a constant with margin > -close has its grid neighbours trained; 0: off
+    close: float = 0.05  # bisect: a 'no' below a constant with margin > -close has its grid neighbours trained; 0: off
     barrier: bool = True  # is c_barrier wanted at all
     done: dict[int, Answers] = field(default_factory=dict)
     margins: dict[int, Margins] = field(default_factory=dict)
