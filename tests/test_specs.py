@@ -1,5 +1,5 @@
 """Every figure spec in sweeps/ is valid: YAML specs load with SweepSpec's validation, scripts' command lines parse
-with the CLI's parser and build their configs; the README's figure table names every figure and existing files."""
+with the CLI's parser and build their configs; docs/paper-figures.md's table names every figure and existing files."""
 
 import os
 import re
@@ -56,21 +56,19 @@ def test_every_script_command_parses_and_validates(path):
             assert len(config.seeds) >= 5 and config.out.startswith("out/")
 
 
-def readme_table() -> dict[int, str]:
-    """Figure number -> its row of the README's per-figure table."""
-    text = (Path(REPO) / "README.md").read_text()
-    section = text[text.index("## Every figure of the paper") :]
-    section = section[: section.index("\n## ", 1)]
+def figure_table() -> dict[int, str]:
+    """Figure number -> its row of the per-figure table of docs/paper-figures.md."""
+    text = (Path(REPO) / "docs" / "paper-figures.md").read_text()
     rows = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         match = re.match(r"\|\s*(\d+)\s*\|", line)
         if match:
             rows[int(match.group(1))] = line
     return rows
 
 
-def test_the_readme_table_lists_every_figure_with_an_existing_spec():
-    rows = readme_table()
+def test_the_figure_table_lists_every_figure_with_an_existing_spec():
+    rows = figure_table()
     assert sorted(rows) == FIGURES
     named = set()
     for figure, line in rows.items():
@@ -79,4 +77,4 @@ def test_the_readme_table_lists_every_figure_with_an_existing_spec():
             assert (SWEEPS / name).is_file(), f"figure {figure}: {name} is not in sweeps/"
         named |= set(files)
     on_disk = {p.name for p in SWEEPS.glob("fig*")}
-    assert on_disk <= named, f"specs not in the README table: {sorted(on_disk - named)}"
+    assert on_disk <= named, f"specs not in docs/paper-figures.md: {sorted(on_disk - named)}"
