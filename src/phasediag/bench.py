@@ -220,7 +220,7 @@ def section_search(args: argparse.Namespace) -> None:
     agree = sum(_same(grid.constants[c], bisect.constants[c]) for c in CONSTANTS)
     speedup = walls["grid + paper estimator"] / walls["bisect + default estimator"]
     print(f"\nruns bisect/grid = {bisect.n_runs / grid.n_runs:.3f} [{mark(bisect.n_runs <= grid.n_runs / 4)} <= 1/4]; "
-          f"wall grid/bisect = {speedup:.1f}x [{mark(speedup >= 10)} >= 10x]; constants equal within 0.1 in log2 c: {agree}/4")
+          f"wall grid/bisect = {speedup:.1f}x [{mark(speedup >= 15)} >= 15x]; constants equal within 0.1 in log2 c: {agree}/4")
 
 
 def _same(a: float, b: float) -> bool:

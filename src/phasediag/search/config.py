@@ -46,9 +46,9 @@ class SearchConfig:
     x_start: float | None = None
     """bisect: the first x = log2 c tried; null = x_min, a coarse upward pass from the bottom of the grid that sees a
     'yes' below c = 2 (1: c = 2, the faster option, cannot; docs/agreement.md)"""
-    gallop: float = 1.0
+    gallop: float = 1.5
     """bisect: step in x = log2 c upward from the highest 'no' while no 'yes' is known above it; no step below a
-    constant is ever larger, so a 'yes' window at least this wide is always seen (0.5: narrower ones, 4-5 more runs)"""
+    constant is ever larger, so a 'yes' window at least this wide is always seen (1 or 0.5: narrower ones, more runs)"""
     gallop_near: float = 0.3
     """bisect: the same step once any transition has been seen (the constants sit close together)"""
     close: float = 0.05

@@ -14,11 +14,13 @@ neighbours.
 What a bisection cannot see: answers are not always monotone in c (noise at small batches, cross-entropy, large
 d/w), and the grid's constant is the first 'yes' scanning upward. The search probes every question at least every
 `gallop` points from `start` up to its constant (start = 0, the bottom of the grid, by default: the coarse upward
-pass), refines each bracket, and trains the neighbours of every close-call 'no' below a constant. A 'yes' below a
-'no' that it sees moves the constant down to it and is reported (`non_monotone`). It misses a 'yes' window that is
-narrower than `gallop`, falls between its probes, and whose neighbouring probes were not close calls; and one
-inside a refined bracket (between two 'no's) under the same condition. With start above 0 (x_start = 1: c = 2),
-nothing below the first probe is seen unless something there answers 'yes' first.
+pass), refines each bracket, and trains the neighbours of every close-call 'no' below a constant. The barrier has no
+margin, so a trial trained below c_barrier for another question measures the barrier too (a barrier window sits at
+the loss catapult). A 'yes' below a 'no' that it sees moves the constant down to it and is reported
+(`non_monotone`). It misses a 'yes' window that is narrower than `gallop`, falls between its probes, and whose
+neighbouring probes were not close calls; and one inside a refined bracket (between two 'no's) under the same
+condition. With start above 0 (x_start = 1: c = 2), nothing below the first probe is seen unless something there
+answers 'yes' first.
 """
 
 import math
@@ -46,7 +48,7 @@ class Ledger:
     n_points: int  # grid points k = 0 .. n_points - 1
     mode: str = "bisect"  # bisect | grid
     start: int = 0  # bisect: the first point tried
-    gallop: int = 10  # bisect: above the highest 'no' with no 'yes' known, step up this many points ...
+    gallop: int = 15  # bisect: above the highest 'no' with no 'yes' known, step up this many points ...
     gallop_near: int = 3  # ... or, once any transition has been seen, this many (the constants sit close together),
     # growing by a third of the distance from the lowest 'yes' (so a far transition is still reached in few steps),
     # but never more than gallop: every question is probed at least every gallop points below its constant
@@ -164,7 +166,9 @@ class Ledger:
         inside = {q: self.bracket(q)[0] < k < self.bracket(q)[1] or k in self.close_calls(q) for q in self.questions()}
         if not any(inside.values()):
             return None
-        return Plan(k, sharpness=inside["sharp"], barrier=inside.get("barrier", False))
+        # the barrier has no margin to flag a close call: a trial trained anyway below c_barrier measures it too
+        barrier = self.barrier and k < self.bracket("barrier")[1] and self._unanswered(k, "barrier")
+        return Plan(k, sharpness=inside["sharp"], barrier=barrier)
 
     def non_monotone(self) -> list[str]:
         """Questions answered 'yes' at some k and 'no' at a larger one."""
