@@ -136,8 +136,41 @@ def test_adam_runs_log_the_preconditioned_sharpness_and_the_search_reads_it():
     assert result.curvature == "preconditioned_sharpness" and "sharpness" not in result.history
     ratio = result.history["preconditioned_sharpness_ratio"]
     assert ratio.iloc[0] == 1.0 and ratio.iloc[1:].notna().all()
-    assert result.eta == pytest.approx(1.0 / init.lambda0.value)
+    assert result.eta == pytest.approx(1.0 / init.eta_curvature)  # eta_curvature null: adam's is 'update'
     assert "max_preconditioned_sharpness_ratio" in result.summary()
+
+
+def test_the_update_curvature_is_u_h_u_over_g_u_from_a_dense_hessian():
+    """Adam's first update with v0 = g0^2 is u = g0 / (|g0| + eps) (m_hat = g0); lambda_u = u.Hu / g.u with H and g on
+    the measurement set, far below lambda_max(P_0^-1 H)."""
+    init = runner.initialize(RunConfig(**TINY, optimizer="adam"))
+    model, (inputs, targets) = init.model, init.data.measurement_set
+    params = [p for _, p in hessian.trainable_parameters(model)]
+
+    def flat_gradient(x, y):
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(mse(model(x), y), params)]).double()
+
+    first = flat_gradient(*next(iter(init.data.train_dataloader())))
+    update = first / (first.abs() + 1e-8)
+    h = hessian.dense_hessian(model, mse, inputs, targets).double()
+    dense = float(update @ h @ update / (flat_gradient(inputs, targets) @ update))
+    assert init.eta_curvature == pytest.approx(dense, rel=1e-4)
+    assert init.eta_curvature < init.lambda0.value / 10
+
+
+def linear(*, depth, width, in_shape, num_classes):
+    """A factory (arch='test_optimizers:linear'): under MSE its loss is exactly quadratic in the parameters."""
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(math.prod(in_shape), num_classes, bias=False))
+
+
+@pytest.mark.parametrize("optimizer, extra", [("sgd", {}), ("nesterov", {"momentum": 0.9}), ("adam", {}),
+                                              ("adamw", {"weight_decay": 0.05})])  # fmt: skip
+def test_with_eta_by_the_update_curvature_the_first_step_raises_a_quadratic_loss_from_c_2(optimizer, extra):
+    config = RunConfig(**{**TINY, "steps": 1}, arch="test_optimizers:linear", loss_set="measure", optimizer=optimizer,
+                       eta_curvature="update", **extra)  # fmt: skip
+    init = runner.initialize(config)
+    below, above = (runner.train(init, c, sharpness=False).history["loss_ratio"].iloc[1] for c in (1.98, 2.02))
+    assert below < 1 < above, (below, above)
 
 
 def test_sgd_keeps_the_paper_learning_rate_and_history():
@@ -160,6 +193,7 @@ def test_sgd_keeps_the_paper_learning_rate_and_history():
         ({"warmup_steps": 4, "warmup_init": 1.5}, ["warmup_init=1.5", "[0, 1]"]),
         ({"init_scale": 0.0}, ["init_scale=0.0", "> 0"]),
         ({"init": "uniform"}, ["init='uniform'", "normal, orthogonal"]),
+        ({"eta_curvature": "top"}, ["eta_curvature='top'", "sharpness, update"]),
         ({"param": "mup", "arch": "resnet", "depth": 18}, ["param='mup'", "arch 'resnet'"]),
         ({"param": "mup", "depth": 1}, ["depth=1", "param='mup'"]),
         ({"arch": "uv", "dataset": "uv", "depth": 2, "init_scale": 1.0}, ["init_scale=1.0", "arch 'uv'"]),
@@ -185,18 +219,19 @@ def test_batched_training_is_refused_for_other_optimizers():
 def test_every_option_from_the_cli_a_sweep_yaml_and_python(tmp_path):
     options = {"optimizer": "adamw", "beta1": "0.8", "beta2": "0.99", "adam_eps": "1e-6", "weight_decay": "0.01",
                "adam_v0": "zero", "warmup_steps": "3", "warmup_init": "0.1", "init_scale": "1.5", "init": "orthogonal",
-               "param": "mup"}  # fmt: skip
+               "param": "mup", "eta_curvature": "sharpness"}  # fmt: skip
     _, from_cli = cli.parse(["search", *(token for k, v in options.items() for token in (f"--{k}", v))])
     spec = tmp_path / "spec.yaml"
     spec.write_text("experiment: e\nfixed: {optimizer: adamw, beta1: 0.8, beta2: 0.99, adam_eps: 1.0e-6, weight_decay: 0.01,"
-                    " adam_v0: zero, warmup_init: 0.1, init_scale: 1.5, init: orthogonal, param: mup}\n"
+                    " adam_v0: zero, warmup_init: 0.1, init_scale: 1.5, init: orthogonal, param: mup, eta_curvature: sharpness}\n"
                     "vary: {warmup_steps: [0, 3]}\n")  # fmt: skip
     with pytest.raises(ConfigError, match="warmup_init=0.1"):  # the point with warmup_steps = 0: no effect, refused
         SweepSpec.load(spec)
     spec.write_text(spec.read_text().replace("warmup_init: 0.1, ", "").replace("[0, 3]", "[1, 3]"))
     points = SweepSpec.load(spec).points
     python = RunConfig(optimizer="adamw", beta1=0.8, beta2=0.99, adam_eps=1e-6, weight_decay=0.01, adam_v0="zero",
-                       warmup_steps=3, warmup_init=0.1, init_scale=1.5, init="orthogonal", param="mup")  # fmt: skip
+                       warmup_steps=3, warmup_init=0.1, init_scale=1.5, init="orthogonal", param="mup",
+                       eta_curvature="sharpness")  # fmt: skip
     assert from_cli.run == python
     assert [p.run.warmup_steps for p in points] == [1, 3] and points[1].run == dataclasses.replace(python, warmup_init=0.0, experiment="e")
 

@@ -187,3 +187,12 @@ def test_every_paper_spec_is_valid():
     for path in specs:
         loaded = SweepSpec.load(path)
         assert loaded.points, path
+
+
+def test_points_that_differ_only_in_their_seed_are_the_points_parsed_one_by_one():
+    spec = {"experiment": "e", "fixed": {"arch": "fcn", "x_max": 7}, "vary": {"seed": [0, 1, 2], "width": [8, 16]}}
+    one_by_one = [SearchConfig.from_strings({**spec["fixed"], "seed": seed, "width": width, "experiment": "e"})
+                  for seed in (0, 1, 2) for width in (8, 16)]  # fmt: skip
+    assert SweepSpec.from_dict(spec).points == tuple(one_by_one)
+    with pytest.raises(ConfigError, match="seed"):
+        SweepSpec.from_dict({**spec, "vary": {"seed": [0, "one"]}})

@@ -502,7 +502,7 @@ def experiment_of(run_id: str) -> str:
 # init_output_sq (runner.log_initial_network) is measured, not chosen: listed so that no report takes it for a param
 SEARCH_METRICS = ("lambda0", *CONSTANTS, "c_loss_censored", "c_sharp_censored", "c_barrier_censored", "n_runs", "hvps",
                   "non_monotone", "init_output_sq")
-RUN_METRICS = ("lambda0", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier", "barrier_points",
+RUN_METRICS = ("lambda0", "eta_curvature", "eta", "diverged", "max_loss_ratio", "max_sharpness_ratio", "hvps", "barrier", "barrier_points",
                "lambda0_residual", "sharpness_residual_max")
 X_TAG = "phasediag.x"  # log2 c of a search's child run
 NON_MONOTONE_TAG = "phasediag.non_monotone"

@@ -1,8 +1,7 @@
 """Where each optimizer loses stability, and the warmup schedule. Pure functions.
 
-Every optimizer trains at eta = c / lambda0, lambda0 the curvature that sets its stability at initialisation: the
-sharpness lambda_max(H) (sgd, momentum, nesterov) or the pre-conditioned sharpness lambda_max(P_0^-1 H) (adam, adamw).
-On a quadratic loss of that curvature (P frozen), it is stable iff c = eta * lambda < T, its threshold:
+On a quadratic loss whose sharpness is lambda_max(H) (sgd, momentum, nesterov) or lambda_max(P_0^-1 H) (adam, adamw,
+P frozen), each optimizer is stable iff eta * lambda < T, its threshold:
 
 * sgd:       T = 2
 * momentum:  T = 2 + 2 beta              (heavy ball, torch's form b = beta b + g, theta -= eta b)
@@ -13,7 +12,16 @@ On a quadratic loss of that curvature (P frozen), it is stable iff c = eta * lam
 Each optimizer's first update is plain (pre-conditioned) gradient descent, at eta (heavy ball, Adam with its bias
 correction of m) or eta (1 + beta) (nesterov): the first step's edge is c = 2 (nesterov: 2 / (1 + beta)), and the
 threshold rises to T as the momentum builds up, with transient growth below T on the way (docs/optimizers.md).
+
+The first step theta_1 = theta_0 - eta u itself raises a quadratic loss iff eta > 2 / lambda_u, lambda_u = u.Hu / g.u
+the curvature along the update (`update_curvature`): for SGD at large width u = g lines up with H's top eigenvector
+and lambda_u -> lambda_max(H), but Adam's first update (u ~ sign(g)) sees a curvature hundreds of times below
+lambda_max(P_0^-1 H), whose top directions are the weights with the smallest first gradients.
 """
+
+from collections.abc import Callable
+
+import torch
 
 from phasediag.vocabulary import OPTIMIZERS
 
@@ -37,3 +45,10 @@ def warmup_factor(step: int, warmup_steps: int, warmup_init: float = 0.0) -> flo
     if warmup_steps <= 0 or step >= warmup_steps:
         return 1.0
     return warmup_init + (1.0 - warmup_init) * step / warmup_steps
+
+
+def update_curvature(hvp: Callable[[torch.Tensor], torch.Tensor], gradient: torch.Tensor, update: torch.Tensor) -> float:
+    """lambda_u = u.Hu / g.u (flat vectors): on a quadratic loss the step -eta u raises the loss iff eta lambda_u > 2;
+    NaN where u is not a descent direction (g.u <= 0)."""
+    descent = float(gradient @ update)
+    return float(update @ hvp(update)) / descent if descent > 0 else float("nan")

@@ -144,7 +144,7 @@ def train_batched(
         )  # fmt: skip
         for wanted in wants_sharpness
     ]
-    etas = [c / init.lambda0.value for c in cs]
+    etas = [c / init.eta_curvature for c in cs]
     module = BatchedTraining(init, etas, records)
     runner.fit(init, module)
     results = []

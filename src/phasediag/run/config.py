@@ -22,8 +22,9 @@ from phasediag.errors import ConfigError
 from phasediag.imports import is_import_path
 from phasediag.run.presets import with_preset
 from phasediag.vocabulary import (
-    ACCELERATORS, ARCHS, CNN_DEPTHS, DATASETS, RESNET_DEPTHS, Accelerator, HvpMode, Loss, LossSchedule, Output, Param,
-    Schedule, SharpnessMethod, LossSet, Preset, Standardize, AdamV0, Init, Optimizer,
+    ACCELERATORS, ADAPTIVE_OPTIMIZERS, ARCHS, CNN_DEPTHS, DATASETS, ETA_CURVATURES, RESNET_DEPTHS, Accelerator, HvpMode,
+    Loss, LossSchedule, Output, Param, Schedule, SharpnessMethod, LossSet, Preset, Standardize, AdamV0, EtaCurvature,
+    Init, Optimizer,
 )  # fmt: skip
 
 
@@ -98,7 +99,8 @@ def _writable(folder: Path) -> bool:
 
 PARAMS_OF = {"cnn": ("sp", "mup"), "resnet": ("sp",)}  # parameterisations of the built-in convolutional models
 ADAM_FIELDS = ("beta1", "beta2", "adam_eps", "adam_v0")
-TRAINING_OPTIONS = ("optimizer", "momentum", *ADAM_FIELDS, "weight_decay", "warmup_steps", "warmup_init", "init_scale", "init")
+TRAINING_OPTIONS = ("optimizer", "momentum", *ADAM_FIELDS, "weight_decay", "warmup_steps", "warmup_init", "init_scale", "init",
+                    "eta_curvature")
 
 
 def check_training_options(config: "RunConfig") -> None:
@@ -114,6 +116,8 @@ def check_training_options(config: "RunConfig") -> None:
     if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
         raise ConfigError(f"weight_decay={config.weight_decay!r} is not allowed: it must be a finite number >= 0")
     at_least("warmup_steps", config.warmup_steps, 0)
+    if config.eta_curvature is not None:
+        one_of("eta_curvature", config.eta_curvature, ETA_CURVATURES)
     if not 0 <= config.warmup_init <= 1:
         raise ConfigError(f"warmup_init={config.warmup_init!r} is not allowed: it must be in [0, 1] (a fraction of eta)")
     defaults = RunConfig.__dataclass_fields__
@@ -229,6 +233,10 @@ class RunConfig:
     optimizer: Optimizer = "sgd"
     """sgd (the paper's), momentum (heavy ball), nesterov, adam or adamw (adam: lambda0 = lambda_max(P^-1 H), see
     docs/optimizers.md)"""
+    eta_curvature: EtaCurvature | None = None
+    """what eta = c / lambda divides c by: sharpness (lambda0, the top eigenvalue of the optimizer's Hessian at init,
+    pre-conditioned for adam; the paper's) or update (u.Hu / g.u along the optimizer's first update u: the first step
+    raises the loss from c = 2 on a quadratic); null = sharpness for sgd, momentum, nesterov, update for adam, adamw"""
     momentum: float = 0.9
     """beta of optimizer=momentum and nesterov, in [0, 1)"""
     beta1: float = 0.9
@@ -319,6 +327,13 @@ class RunConfig:
                               "makes the output zero at initialisation)")  # fmt: skip
         if self.bias:
             raise ConfigError(f"bias=True is not allowed {where}: the factory decides its own biases")
+
+    @property
+    def eta_by(self) -> str:
+        """eta_curvature, its null resolved: the optimizer's own (docs/optimizers.md)."""
+        if self.eta_curvature is not None:
+            return self.eta_curvature
+        return "update" if self.optimizer in ADAPTIVE_OPTIMIZERS else "sharpness"
 
     @property
     def plain_sgd(self) -> bool:

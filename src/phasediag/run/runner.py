@@ -15,12 +15,13 @@ import pandas as pd
 import torch
 
 from phasediag.physics import hessian
-from phasediag.physics.stability import stability_threshold
+from phasediag.physics.stability import stability_threshold, update_curvature
 from phasediag import signals, tracking
 from phasediag.imports import is_import_path, source_digest, source_file
 from phasediag.run.callbacks import (
     Barrier, DivergenceStop, Measurements, StopOnSignal, curvature_name, measure_schedule, warn_unconverged,
 )  # fmt: skip
+from phasediag.errors import ConfigError
 from phasediag.run.config import RunConfig, data_folder
 from phasediag.run.data import EarlyTrainingData, is_user_data
 from phasediag.physics.losses import LOSSES
@@ -28,6 +29,7 @@ from phasediag.models import build_model
 from phasediag.models.custom import check_initial_output
 from phasediag.models.wrappers import Scaled, mean_output_norm, mean_output_power
 from phasediag.run.module import EarlyTraining
+from phasediag.run.optimizers import build_optimizer
 from phasediag.vocabulary import ADAPTIVE_OPTIMIZERS
 
 LAMBDA0_TOL_FACTOR = 0.1  # lambda0 sets eta: measure it ten times tighter than the trajectory
@@ -49,6 +51,7 @@ class Initialization:
     model: torch.nn.Module  # at theta_0, on `device`
     lambda0: hessian.Eigen  # for adam and adamw the pre-conditioned sharpness lambda_max(P_0^-1 H_0)
     device: torch.device
+    eta_curvature: float = math.nan  # eta = c / eta_curvature: lambda0, or the curvature along the first update
     second_moment: list[torch.Tensor] | None = None  # adam, adamw: g0^2 on the first batch, per trainable parameter
     output_power: float = math.nan  # mean ||f(x; theta_0)||^2 / k on the measurement set: O(1) when L0 = O(1)
     tags: dict[str, str] = field(default_factory=dict)  # which code made the network: your own factory, its digest
@@ -108,7 +111,8 @@ def initialize(config: RunConfig) -> Initialization:
     else:
         output_power = mean_output_power(model, inputs)
     tags = {tracking.MODEL_TAG: config.arch, tracking.MODEL_SOURCE_TAG: source_digest(config.arch)} if custom else {}
-    second_moment = first_second_moment(config, model, data, device) if config.optimizer in ADAPTIVE_OPTIMIZERS else None
+    first = first_gradient(config, model, data, device)
+    second_moment = [g**2 for g in first] if config.optimizer in ADAPTIVE_OPTIMIZERS else None
     # lambda0 with the trajectory's estimator, so that lambda_t / lambda_0 compares like with like
     tol = config.sharpness_tol * LAMBDA0_TOL_FACTOR
     lambda0 = hessian.top_eigenvalue(
@@ -118,19 +122,51 @@ def initialize(config: RunConfig) -> Initialization:
     )  # fmt: skip
     if config.sharpness_method == "lanczos":
         warn_unconverged(lambda0, tol, f"for lambda0 (seed {config.seed})")
-    return Initialization(config, data, model, lambda0, device, second_moment, output_power=output_power, tags=tags)
+    eta_curvature = lambda0.value if config.eta_by == "sharpness" else first_update_curvature(config, model, data, device, second_moment)
+    return Initialization(config, data, model, lambda0, device, eta_curvature, second_moment, output_power=output_power, tags=tags)
 
 
-def first_second_moment(config: RunConfig, model: torch.nn.Module, data: EarlyTrainingData, device: torch.device) -> list[torch.Tensor]:
-    """g0^2, g0 the gradient of the first mini-batch at theta_0 (with adam's L2 term): Adam's v0 with
-    adam_v0=gradient, and with adam_v0=zero the v_hat_1 = g_1^2 that bias correction gives its first step."""
-    inputs, targets = (t.to(device) for t in next(iter(data.train_dataloader())))
+def gradient(model: torch.nn.Module, loss: str, inputs: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
+    """The loss gradient at the model's parameters, per trainable parameter (zeros where unused)."""
     params = [p for _, p in hessian.trainable_parameters(model)]
-    grads = torch.autograd.grad(LOSSES[config.loss](model(inputs), targets), params, allow_unused=True)
-    grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
+    grads = torch.autograd.grad(LOSSES[loss](model(inputs), targets), params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g.detach() for g, p in zip(grads, params)]
+
+
+def first_batch(data: EarlyTrainingData, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs, targets = next(iter(data.train_dataloader()))
+    return inputs.to(device), targets.to(device)
+
+
+def first_gradient(config: RunConfig, model: torch.nn.Module, data: EarlyTrainingData, device: torch.device) -> list[torch.Tensor]:
+    """g0, the gradient of the first mini-batch at theta_0 (with adam's L2 term); its square is Adam's v0 with
+    adam_v0=gradient, and with adam_v0=zero the v_hat_1 = g_1^2 that bias correction gives its first step."""
+    grads = gradient(model, config.loss, *first_batch(data, device))
     if config.optimizer == "adam" and config.weight_decay:
-        grads = [g + config.weight_decay * p.detach() for g, p in zip(grads, params)]
-    return [g.detach() ** 2 for g in grads]
+        grads = [g + config.weight_decay * p.detach() for g, (_, p) in zip(grads, hessian.trainable_parameters(model))]
+    return grads
+
+
+def first_update_curvature(config: RunConfig, model: torch.nn.Module, data: EarlyTrainingData, device: torch.device,
+                           second_moment: list[torch.Tensor] | None) -> float:  # fmt: skip
+    """lambda_u = u.Hu / g.u on the measurement set, u the optimizer's first update at unit learning rate (theta_1 =
+    theta_0 - eta u, on the first mini-batch): with eta = c / lambda_u the first step raises a quadratic loss iff c > 2."""
+    probe = copy.deepcopy(model)
+    params = [p for _, p in hessian.trainable_parameters(probe)]
+    optimizer = build_optimizer(config, params, 1.0, second_moment)
+    inputs, targets = first_batch(data, device)
+    LOSSES[config.loss](probe(inputs), targets).backward()
+    optimizer.step()
+    update = torch.cat([(p0.detach() - p1.detach()).reshape(-1) for (_, p0), p1 in zip(hessian.trainable_parameters(model), params)])
+    measured = data.measurement_set
+    inputs, targets = measured[0].to(device), measured[1].to(device)
+    slope = torch.cat([g.reshape(-1) for g in gradient(model, config.loss, inputs, targets)])
+    operator = hessian.HessianOperator(model, LOSSES[config.loss], inputs, targets, mode=config.hvp_mode)
+    value = update_curvature(operator, slope, update)
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"eta_curvature='update' is not usable for seed {config.seed}: the {config.optimizer} first update "
+                          f"does not lower the loss on the measurement set (lambda_u = {value:.4g}); use eta_curvature=sharpness")  # fmt: skip
+    return value
 
 
 def initial_preconditioner(second_moment: list[torch.Tensor], eps: float) -> torch.Tensor:
@@ -153,14 +189,15 @@ def train(
     full_barrier: bool = True,
     measure_at: Callable[[int], bool] | None = None,
 ) -> RunResult:
-    """Train a copy of theta_0 for config.steps SGD steps at eta = c / lambda0: the loss on the training set (or, with
+    """Train a copy of theta_0 for config.steps SGD steps at eta = c / init.eta_curvature (lambda0 unless
+    config.eta_by is 'update'): the loss on the training set (or, with
     loss_set=measure, on the measurement set) on config.loss_schedule, the sharpness on the measurement set.
 
     `measure_at(t)`: the steps t >= 1 at which the sharpness is measured, instead of config.schedule.
     `full_barrier`: the whole interpolation curve (for figures); False: only until the barrier shows (`Barrier`).
     """
     config = init.config
-    eta = c / init.lambda0.value  # for adam and adamw, lambda0 is pre-conditioned
+    eta = c / init.eta_curvature
     loss_fn = LOSSES[config.loss]
     module = EarlyTraining(copy.deepcopy(init.model), loss_fn, eta, config, init.second_moment)
     steps_per_epoch = math.ceil(len(init.data.inputs) / init.data.batch_size)
@@ -218,7 +255,7 @@ def log_result(run_id: str, init: Initialization, result: RunResult, checkpoints
     threshold = {} if config.optimizer == "sgd" else {
         "stability_threshold": stability_threshold(config.optimizer, config.momentum, config.beta1)}  # fmt: skip
     tracking.log_metrics(run_id, {"lambda0": init.lambda0.value, "lambda0_residual": init.lambda0.residual,
-                                  **threshold, **result.summary()})  # fmt: skip
+                                  "eta_curvature": init.eta_curvature, **threshold, **result.summary()})  # fmt: skip
     if result.barrier_curve is not None:
         tracking.log_table(run_id, pd.DataFrame({"s": Barrier.GRID, "loss": result.barrier_curve}), "interpolation.csv")
     if checkpoints:
