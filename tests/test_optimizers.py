@@ -242,6 +242,8 @@ def test_default_options_keep_the_study_names():
     assert SearchConfig(RunConfig(init_scale=2.0, optimizer="sgd")).study_name == plain.study_name
     adam = SearchConfig(RunConfig(optimizer="adam"))
     assert adam.identity()["optimizer"] == "adam" and adam.study_name != plain.study_name
+    assert adam.identity()["eta_curvature"] == "update"  # named, so a study of another normalisation never resumes
+    assert SearchConfig(RunConfig(optimizer="adam", eta_curvature="update")).study_name == adam.study_name
 
 
 def test_a_phase_diagram_against_warmup_steps(tmp_path):

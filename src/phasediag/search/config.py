@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from phasediag.physics import grid
 from phasediag.run.config import ConfigError, RunConfig, check_choices, parse
-from phasediag.vocabulary import ZERO_OUTPUTS, Accelerator, Launcher, SearchMode
+from phasediag.vocabulary import ADAPTIVE_OPTIMIZERS, ZERO_OUTPUTS, Accelerator, Launcher, SearchMode
 
 if TYPE_CHECKING:
     from phasediag.search.ledger import Ledger
@@ -135,6 +135,8 @@ class SearchConfig:
         # the preset is left out: the values it resolved to are in, so `--preset paper` resumes the default's study
         run = {k: v for k, v in self.run.params().items()
                if k not in ("c", "preset") and not self.run.is_default_training_option(k)}  # fmt: skip
+        if self.run.optimizer in ADAPTIVE_OPTIMIZERS:  # adam's eta was c / lambda0 once: never resume such a study
+            run["eta_curvature"] = self.run.eta_by
         return {**run, "mode": self.mode, "resolution": self.resolution, "x_min": self.x_min, "x_max": self.x_max,
                 "x_start": self.start_x, "gallop": self.gallop, "gallop_near": self.gallop_near, "close": self.close,
                 "eps": self.sharp_eps}  # fmt: skip
