@@ -122,9 +122,10 @@ $(GALLERY)/uv_figures/uv_fig9_trajectories.png: | $(STAMP)
 	$(call gallery_time,uv figures,$(GALLERY_ENV) uv_figures --widths 2 8 32 128 512 --inits 500 --experiment gallery_uv --out uv_figures)
 $(GALLERY)/uv_figures/uv_fig12_relations.png: $(GALLERY)/uv_figures/uv_fig9_trajectories.png
 
-# Beyond the paper (docs/optimizers.md): Adam's and momentum's phase diagrams against width, the constants against the
-# warmup length and against sigma_w^2; one target each (gallery-adam, ...), none of them in docs/claims.md.
-FUTURE_FIGURES := adam:gallery_future_adam:width momentum:gallery_future_momentum:width \
+# Beyond the paper (docs/optimizers.md): Adam's and momentum's phase diagrams against width (beside vanilla SGD's at the
+# same size), the constants against the warmup length and against sigma_w^2; one target each (gallery-adam, ...), none
+# of them in docs/claims.md.
+FUTURE_FIGURES := sgd:gallery_future_sgd:width adam:gallery_future_adam:width momentum:gallery_future_momentum:width \
 	warmup:gallery_future_warmup:warmup_steps \
 	init-scale:gallery_future_init_scale:init_scale
 .PHONY: gallery-future $(foreach f,$(FUTURE_FIGURES),gallery-$(word 1,$(subst :, ,$(f))))
