@@ -266,6 +266,22 @@ def test_a_phase_diagram_against_warmup_steps(tmp_path):
     assert (tmp_path / "w.png").stat().st_size > 1000
 
 
+def test_the_c_axis_names_what_eta_was_divided_by():
+    import pandas as pd
+
+    from phasediag.plots import phase as phase_plots
+    from phasediag.reports.diagram import eta_by, summarize
+
+    assert eta_by(pd.DataFrame({"c_loss": [2.0]})) == "sharpness"  # no such param: the paper's lambda0
+    assert eta_by(pd.DataFrame({"eta_curvature": ["update", "update"]})) == "update"
+    assert eta_by(pd.DataFrame({"eta_curvature": ["update", None]})) == "mixed"
+    frame = pd.DataFrame({"depth": 4, "width": [16, 64, 256], "seed": 0, "c_loss": [7.0, 3.5, 2.0],
+                          "c_sharp": [0.9, 1.0, 1.3], "c_max": [37.0, 16.0, 14.0], "c_barrier": [37.0, 9.2, 5.3]})  # fmt: skip
+    summary, fits = summarize(frame, "width")
+    figure = phase_plots.phase_diagram(summary, fits, "width", ["depth"], "adam", eta_by="update")
+    assert "lambda_u" in figure.axes[0].get_xlabel()
+
+
 def test_an_adam_run_from_python_logs_its_preconditioned_sharpness(store):
     """The Python API takes the options like the CLI; the tracked run holds the pre-conditioned sharpness history and
     the stability threshold."""

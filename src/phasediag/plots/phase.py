@@ -167,8 +167,13 @@ def _width_axis(ax: Axes, axis, widths: np.ndarray, dense: np.ndarray, which: st
     axis.set_minor_formatter(NullFormatter())
 
 
+# the c axis names what eta was divided by (docs/optimizers.md): lambda0, the curvature along the first update, or both
+ETA_LABELS = {"sharpness": r"$\eta = c/\lambda_0^H$", "update": r"$\eta = c/\lambda_u$ (curvature along the first update)",
+              "mixed": r"$\eta = c/\lambda_0^H$ or $c/\lambda_u$"}  # fmt: skip
+
+
 def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list[str], title: str = "",
-                  width_axis: str = "inverse") -> Figure:  # fmt: skip
+                  width_axis: str = "inverse", eta_by: str = "sharpness") -> Figure:  # fmt: skip
     """Fig. 3: c (log2) against 1/w (or d; or log2 w with width_axis=log2): means with 25-75% bars, quadratic fits,
     the four phases filled between the fitted curves, c = 2 dashed and c < 2 hatched; one panel per value of the
     other variable (and of any other varied parameter)."""
@@ -198,7 +203,7 @@ def phase_diagram(summary: pd.DataFrame, fits: pd.DataFrame, x: str, panel: list
         ax.axvspan(left, 2.0, facecolor="none", hatch="///", edgecolor="0.75", lw=0, zorder=1)
         _c_axis(ax, "x", left, right)
         ax.set_ylim(dense[0], dense[-1])
-        ax.set_xlabel(r"learning rate constant $c$, $\eta = c/\lambda_0^H$")
+        ax.set_xlabel(f"learning rate constant $c$, {ETA_LABELS[eta_by]}")
         ax.set_ylabel("width $w$" if x == "width" and width_axis == "log2" else Y_LABEL[x])
         ax.set_title(_title(panel, values), fontsize=10)
         if x == "width" and width_axis == "log2":

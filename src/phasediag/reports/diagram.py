@@ -181,6 +181,14 @@ def summarize(constants: pd.DataFrame, x: str) -> tuple[pd.DataFrame, pd.DataFra
     return summary, pd.DataFrame(rows)
 
 
+def eta_by(constants: pd.DataFrame) -> str:
+    """What the searches divided c by to get eta: sharpness (lambda0, the paper's), update (Adam's default), or mixed."""
+    if "eta_curvature" not in constants:
+        return "sharpness"
+    found = set(constants["eta_curvature"].fillna("sharpness").replace({"None": "sharpness"}))
+    return found.pop() if len(found) == 1 else "mixed"
+
+
 def describe(constants: pd.DataFrame) -> str:
     """A one-line description of what is fixed in the experiment (for figure titles)."""
     fixed = []
@@ -240,7 +248,7 @@ def diagram(experiment: str, x: str = "auto", out: Path | str | None = None, log
         table.to_csv(out / f"{name}.csv", index=False)
         files.append(out / f"{name}.csv")
     figures = {
-        f"phase_diagram_{x}": phase_plots.phase_diagram(summary, fits, x, panel, title, width_axis),
+        f"phase_diagram_{x}": phase_plots.phase_diagram(summary, fits, x, panel, title, width_axis, eta_by(constants)),
         f"relations_{x}": phase_plots.relations(per_seed, x, panel, title),
         f"barrier_{x}": phase_plots.barrier(summary, fits, x, panel, title, width_axis),
     }
