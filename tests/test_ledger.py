@@ -137,16 +137,18 @@ def test_running_trials_are_split_not_duplicated():
     assert ledger.constants(x_of) == pytest.approx(grid_constants(answers))
 
 
-def test_sharpness_is_measured_inside_its_bracket_and_the_barrier_anywhere_below_c_barrier():
+def test_sharpness_is_measured_inside_its_bracket_and_the_barrier_also_inside_the_loss_bracket():
     ledger = Ledger(N)
     ledger.record(40, {"loss": True, "sharp": True, "max": False, "barrier": False})
     ledger.record(60, {"loss": True, "sharp": True, "max": True, "barrier": True})
     ledger.record(20, {"loss": False, "sharp": False, "max": False, "barrier": False})
-    assert ledger.plan(30).sharpness and ledger.plan(30).barrier  # below the barrier's 'no' at 40: a window may hide there
+    assert ledger.plan(30).sharpness and ledger.plan(30).barrier  # in the loss bracket (20, 40): a window may sit there
     assert ledger.plan(50).barrier and not ledger.plan(50).sharpness
     ledger.record(59, {"loss": True, "sharp": None, "max": False, "barrier": True})
     ledger.record(39, {"loss": True, "sharp": True, "max": False, "barrier": None})
     assert ledger.plan(10) is None  # below every bracket: nothing to learn there
+    ledger.record(30, {"loss": True, "sharp": False, "max": False, "barrier": None})
+    assert ledger.plan(35).sharpness and not ledger.plan(35).barrier  # above the loss bracket (20, 30], below 40's 'no'
 
 
 def test_non_monotone_answers_are_reported():

@@ -198,10 +198,14 @@ def test_mlflow_run_entry_point_leaves_one_run(store, tmp_path):
     params = ["-P", "dataset=synthetic:1x4x4:128", "-P", "depth=3", "-P", "measure_examples=64",
               "-P", "c=1000", "-P", "batch_size=32", "-P", f"data_dir={tmp_path}"]  # fmt: skip
     done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", REPO, "--env-manager", "local",
-                           "--experiment-name", "proj", *params, "-P", "width=16"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+                           "--experiment-name", "proj", *params, "-P", "width=16", "-P", "optimizer=momentum", "-P", "momentum=0.5",
+                           "-P", "warmup_steps=1", "-P", "eta_curvature=update"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = runs_of(store, "proj")
     assert run.data.metrics["diverged"] == 1 and run.data.tags["phasediag.kind"] == "run"
+    assert {k: run.data.params[k] for k in ("optimizer", "momentum", "warmup_steps", "eta_curvature")} == {
+        "optimizer": "momentum", "momentum": "0.5", "warmup_steps": "1", "eta_curvature": "update"}
+    assert run.data.metrics["eta_curvature"] != run.data.metrics["lambda0"]
     bad = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", REPO, "--env-manager", "local",
                           "--experiment-name", "proj", *params, "-P", "width=0"], env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert bad.returncode != 0 and "width=0" in bad.stderr

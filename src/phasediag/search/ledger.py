@@ -15,8 +15,8 @@ What a bisection cannot see: answers are not always monotone in c (noise at smal
 d/w), and the grid's constant is the first 'yes' scanning upward. The search probes every question at least every
 `gallop` points from `start` up to its constant (start = 0, the bottom of the grid, by default: the coarse upward
 pass), refines each bracket, and trains the neighbours of every close-call 'no' below a constant. The barrier has no
-margin, so a trial trained below c_barrier for another question measures the barrier too (a barrier window sits at
-the loss catapult). A 'yes' below a 'no' that it sees moves the constant down to it and is reported
+margin, so a trial inside the loss bracket (below c_barrier) measures the barrier too: the barrier windows seen on
+noisy answers sit at the loss catapult. A 'yes' below a 'no' that it sees moves the constant down to it and is reported
 (`non_monotone`). It misses a 'yes' window that is narrower than `gallop`, falls between its probes, and whose
 neighbouring probes were not close calls; and one inside a refined bracket (between two 'no's) under the same
 condition. With start above 0 (x_start = 1: c = 2), nothing below the first probe is seen unless something there
@@ -166,9 +166,11 @@ class Ledger:
         inside = {q: self.bracket(q)[0] < k < self.bracket(q)[1] or k in self.close_calls(q) for q in self.questions()}
         if not any(inside.values()):
             return None
-        # the barrier has no margin to flag a close call: a trial trained anyway below c_barrier measures it too
-        barrier = self.barrier and k < self.bracket("barrier")[1] and self._unanswered(k, "barrier")
-        return Plan(k, sharpness=inside["sharp"], barrier=barrier)
+        # the barrier has no margin to flag a close call; its windows sit at the loss catapult, so a trial that
+        # locates c_loss below c_barrier measures it too
+        loss_lo, loss_hi = self.bracket("loss")
+        near_catapult = loss_lo < k < loss_hi and k < self.bracket("barrier")[1] and self._unanswered(k, "barrier")
+        return Plan(k, sharpness=inside["sharp"], barrier=self.barrier and (inside["barrier"] or near_catapult))
 
     def non_monotone(self) -> list[str]:
         """Questions answered 'yes' at some k and 'no' at a larger one."""
