@@ -146,6 +146,17 @@ def test_longrun_command_measures_on_the_paper_schedule(tmp_path):
     assert (sparse_out / "longrun.png").stat().st_size > 10_000
 
 
+def test_an_unsupported_c_crit_says_so_in_the_legend():
+    import pandas as pd
+
+    from phasediag.plots.saturation_widths import legend_label
+
+    assert legend_label(64, pd.Series({"c_crit": 1.414, "fwhm": float("nan"), "c_crit_support": 0.45})) == (
+        "w = 64: $c_{crit}$ = 1.41, FWHM = nan (unsupported: 45% of seed redraws)", True)  # fmt: skip
+    assert legend_label(256, pd.Series({"c_crit": 2.144, "fwhm": 1.03, "c_crit_support": 1.0}))[1] is False
+    assert legend_label(256, pd.Series({"c_crit": 2.144, "fwhm": 1.03}))[1] is False  # one seed: no bootstrap
+
+
 def test_saturation_widths_command_overlays_the_widths(tmp_path):
     import pandas as pd
 
