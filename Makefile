@@ -81,11 +81,14 @@ GALLERY_DATA := --data_dir $(CURDIR)/data
 GALLERY_LONGRUN := --experiment gallery_longrun --arch fcn --depth 4 --width 128 --dataset fashion_mnist --subset 1024 \
 	--batch_size 128 --measure_examples 512 --seed 0 --cs 2 8 --epochs 1000
 # Fig. 5: the sweeps' networks on the same data, c in [1, 10.6], c tau = 200, sharpness over tau +/- 2, 3 seeds: FCN
-# d = 4 at widths 64 and 256 (overlaid), and d = 8 at w = 256, so that c_crit meets c_loss at two widths and two depths.
+# d = 4 at widths 64 and 256 (overlaid), and d = 8 at w = 256; for the claims also d = 4 at w = 512 and d = 2 at
+# w = 256 (where the chi' peak is sharp), so that c_crit meets c_loss at three widths and three depths.
 GALLERY_SATURATION_SETUP := --experiment gallery_saturation --arch fcn --dataset fashion_mnist --subset 4096 \
 	--measure_examples 1024 --batch_size 512 --seeds 0 1 2 --x_min 0 --x_max 3.4 --tau_halfwidth 2
 GALLERY_SATURATION := $(GALLERY_SATURATION_SETUP) --depth 4 --widths 64 256
 GALLERY_SATURATION_DEPTH := $(GALLERY_SATURATION_SETUP) --depth 8 --width 256
+GALLERY_SATURATION_WIDE := $(GALLERY_SATURATION_SETUP) --depth 4 --width 512
+GALLERY_SATURATION_SHALLOW := $(GALLERY_SATURATION_SETUP) --depth 2 --width 256
 GALLERY_FIGURES := fig01_regimes.png:longrun/longrun.png fig02_trajectories.png:trajectories/trajectories.png \
 	fig03_phase_diagram_width.png:width/phase_diagram_width.png fig03_phase_diagram_depth.png:depth/phase_diagram_depth.png \
 	fig04_relations_width.png:width/relations_width.png fig05_saturation_widths.png:saturation/saturation_widths.png \
@@ -111,6 +114,9 @@ $(GALLERY)/trajectories/trajectories.png: | $(STAMP)
 $(GALLERY)/saturation/saturation_widths.png: | $(STAMP)
 	mkdir -p $(GALLERY)
 	$(call gallery_time,saturation,$(GALLERY_ENV) saturation_widths $(GALLERY_SATURATION) $(GALLERY_DATA) --out saturation && $(GALLERY_ENV) saturation $(GALLERY_SATURATION_DEPTH) $(GALLERY_DATA) --out saturation_depth)
+$(GALLERY)/saturation_shallow/saturation.png: | $(STAMP)
+	mkdir -p $(GALLERY)
+	$(call gallery_time,saturation wide and shallow,$(GALLERY_ENV) saturation $(GALLERY_SATURATION_WIDE) $(GALLERY_DATA) --out saturation_wide && $(GALLERY_ENV) saturation $(GALLERY_SATURATION_SHALLOW) $(GALLERY_DATA) --out saturation_shallow)
 $(GALLERY)/longrun/longrun.png: | $(STAMP)
 	mkdir -p $(GALLERY)
 	$(call gallery_time,longrun,$(GALLERY_ENV) longrun $(GALLERY_LONGRUN) $(GALLERY_DATA) --out longrun)
@@ -142,7 +148,8 @@ endef
 $(foreach f,$(FUTURE_FIGURES),$(eval $(call future_figure,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))),$(word 3,$(subst :, ,$(f))))))
 
 # The claims on the width and depth sweeps (c_crit from the saturation runs of the same networks), each claim once.
-docs/claims.md: $(GALLERY)/width/phase_diagram_width.png $(GALLERY)/depth/phase_diagram_depth.png $(GALLERY)/saturation/saturation_widths.png
+docs/claims.md: $(GALLERY)/width/phase_diagram_width.png $(GALLERY)/depth/phase_diagram_depth.png $(GALLERY)/saturation/saturation_widths.png \
+		$(GALLERY)/saturation_shallow/saturation.png
 	$(call gallery_time,claims,$(GALLERY_ENV) claims --experiment gallery_fcn --saturation_experiment gallery_saturation --out claims >/dev/null)
 	mkdir -p docs
 	{ echo "# Claims checked by \`make gallery\`"; echo; echo "Generated from out/gallery (reduced sizes: see docs/gallery.md)."; \
