@@ -111,8 +111,8 @@ def initialize(config: RunConfig) -> Initialization:
     else:
         output_power = mean_output_power(model, inputs)
     tags = {tracking.MODEL_TAG: config.arch, tracking.MODEL_SOURCE_TAG: source_digest(config.arch)} if custom else {}
-    first = first_gradient(config, model, data, device)
-    second_moment = [g**2 for g in first] if config.optimizer in ADAPTIVE_OPTIMIZERS else None
+    adaptive = config.optimizer in ADAPTIVE_OPTIMIZERS
+    second_moment = [g**2 for g in first_gradient(config, model, data, device)] if adaptive else None
     # lambda0 with the trajectory's estimator, so that lambda_t / lambda_0 compares like with like
     tol = config.sharpness_tol * LAMBDA0_TOL_FACTOR
     lambda0 = hessian.top_eigenvalue(
@@ -266,7 +266,10 @@ def log_inputs(run_id: str, init: Initialization, checkpoints: bool) -> None:
     """What every c of one (config, seed) shares, once: the dataset as an MLflow input and (optionally) theta_0 as
     checkpoints/initial.pt (a search's children point to their parent's by a tag)."""
     data, config = init.data, init.config
-    digest = hashlib.sha256(data.inputs.numpy().tobytes() + data.targets.numpy().tobytes()).hexdigest()[:16]
+    hasher = hashlib.sha256()
+    for tensor in (data.inputs, data.targets):
+        hasher.update(memoryview(np.ascontiguousarray(tensor.numpy())).cast("B"))  # no copy of the data
+    digest = hasher.hexdigest()[:16]
     profile = {"examples": len(data.inputs), "subset": config.subset, "measure_examples": len(data.measurement_index),
                "standardize": config.standardize}  # fmt: skip
     source = source_file(config.dataset) if is_user_data(config.dataset) else data_folder(config.data_dir)
