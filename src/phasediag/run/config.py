@@ -231,8 +231,8 @@ class RunConfig:
     output_norm: float | None = None
     """s of App. H.1: f_s = s f / ||f(theta_0)||, the norm measured once at init; null = off"""
     optimizer: Optimizer = "sgd"
-    """sgd (the paper's), momentum (heavy ball), nesterov, adam or adamw (adam: lambda0 = lambda_max(P^-1 H), see
-    docs/optimizers.md)"""
+    """sgd (the paper's), momentum (heavy ball), nesterov, adam or adamw (adam: lambda0 = lambda_max(P^-1 H) and eta =
+    c / lambda_u, see eta_curvature and docs/optimizers.md)"""
     eta_curvature: EtaCurvature | None = None
     """what eta = c / lambda divides c by: sharpness (lambda0, the top eigenvalue of the optimizer's Hessian at init,
     pre-conditioned for adam; the paper's) or update (u.Hu / g.u along the optimizer's first update u: the first step
