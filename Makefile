@@ -50,8 +50,9 @@ services:
 
 # Three pytest workers on two cores, one thread each: much of the suite waits on subprocesses, servers, SLURM and grace
 # periods, so a third worker fills those waits; two OpenMP threads per process would fight over the cores (see
-# tests/test_hessian.py). The slow end-to-end tests are collected first (tests/conftest.py).
-TEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -n 3
+# tests/test_hessian.py). The slow end-to-end tests are collected first (tests/conftest.py), and an idle worker steals
+# queued tests from a busy one, so that the long tests do not end up queued behind each other on one worker.
+TEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -n 3 --dist worksteal
 test: setup services
 	$(TEST_PARALLEL) -q -ra --durations=15
 
