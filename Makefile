@@ -48,11 +48,9 @@ services:
 	$(call apt_install,command -v chromium >/dev/null,chromium,headless Chromium)
 	$(call apt_install,test -x /usr/sbin/slurmctld -a -x /usr/sbin/munged,slurm-wlm munge,SLURM and MUNGE for the SLURM launcher's tests)
 
-# Three pytest workers on two cores, one thread each: much of the suite waits on subprocesses, servers, SLURM and grace
-# periods, so a third worker fills those waits; two OpenMP threads per process would fight over the cores (see
-# tests/test_hessian.py). The slow end-to-end tests are collected first (tests/conftest.py), and an idle worker steals
-# queued tests from a busy one, so that the long tests do not end up queued behind each other on one worker.
-TEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -n 3 --dist worksteal
+# Two pytest workers, one thread each: half the suite waits on subprocesses, servers and grace periods, and on two
+# cores two OpenMP threads per process would fight over the cores (see tests/test_hessian.py).
+TEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2
 test: setup services
 	$(TEST_PARALLEL) -q -ra --durations=15
 

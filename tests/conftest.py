@@ -6,12 +6,6 @@ from pathlib import Path
 import pytest
 
 
-def pytest_collection_modifyitems(items):
-    """Slow end-to-end tests first: two xdist workers then run the long ones side by side and the many short ones
-    fill in at the end, instead of one worker finishing a long test alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A private SQLite tracking store; returns its URI. Work in tmp_path so nothing leaks into the repo."""
